@@ -1,0 +1,46 @@
+"""Weight initialisers. Each takes an explicit `numpy.random.Generator`.
+
+- `uniform_fan`: U(-1/sqrt(H), 1/sqrt(H)), what PyTorch's RNN/LSTM/GRU and Linear use.
+- `glorot_uniform`: U(-a, a) with a = sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio 2010).
+- `orthogonal`: a (semi-)orthogonal matrix from the QR decomposition of a Gaussian matrix
+  (Saxe et al. 2014), applied per gate block for recurrent weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["as_generator", "uniform_fan", "glorot_uniform", "orthogonal"]
+
+
+def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
+    """A Generator from a Generator or an integer seed. None means seed 0, so that an unseeded
+    call is still reproducible rather than silently random."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None:
+        return np.random.default_rng(0)
+    if isinstance(rng, (int, np.integer)):
+        return np.random.default_rng(int(rng))
+    raise ValueError(f"rng must be a numpy.random.Generator or an integer seed, got {type(rng).__name__}")
+
+
+def uniform_fan(rng: np.random.Generator, shape: tuple[int, ...], fan: int, dtype=np.float32) -> np.ndarray:
+    bound = 1.0 / np.sqrt(fan)
+    return rng.uniform(-bound, bound, size=shape).astype(dtype)
+
+
+def glorot_uniform(rng: np.random.Generator, shape: tuple[int, int], dtype=np.float32) -> np.ndarray:
+    fan_out, fan_in = shape
+    bound = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-bound, bound, size=shape).astype(dtype)
+
+
+def orthogonal(rng: np.random.Generator, shape: tuple[int, int], dtype=np.float32) -> np.ndarray:
+    rows, cols = shape
+    gaussian = rng.standard_normal((max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(gaussian)
+    q *= np.sign(np.diag(r))  # make the decomposition unique, so the draw is uniform
+    if rows < cols:
+        q = q.T
+    return q[:rows, :cols].astype(dtype)

@@ -1,0 +1,114 @@
+"""Parameters and modules.
+
+A `Parameter` is a value with a gradient of the same shape. Backward passes *add* into `grad`
+(never assign), so a weight used at many time steps, or shared by two modules, collects all of
+its contributions; `zero_grad()` clears them between steps.
+
+A `Module` finds its parameters by walking its public attributes in the order they were set, so
+the names in `state_dict()` are the attribute names: a recurrent layer that stores
+`self.weight_ih_l0` has exactly PyTorch's key `weight_ih_l0`. Attributes whose name starts with
+an underscore are private and never walked (a layer keeps its cells there; the cells hold the
+same Parameter objects, so nothing is counted twice).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Mapping
+
+import numpy as np
+
+__all__ = ["Parameter", "Module"]
+
+
+class Parameter:
+    """A trainable array `value` and its accumulated gradient `grad`."""
+
+    __slots__ = ("value", "grad")
+
+    def __init__(self, value: np.ndarray):
+        self.value = np.ascontiguousarray(value)
+        self.grad = np.zeros_like(self.value)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.value.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.value.dtype
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.value.shape}, dtype={self.value.dtype})"
+
+
+class Module:
+    """Base class: parameter discovery, gradients, state dicts, train/eval mode."""
+
+    training: bool = True
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        for name, attr in vars(self).items():
+            if name.startswith("_"):
+                continue
+            if isinstance(attr, Parameter):
+                yield prefix + name, attr
+            elif isinstance(attr, Module):
+                yield from attr.named_parameters(f"{prefix}{name}.")
+            elif isinstance(attr, (list, tuple)):
+                for index, item in enumerate(attr):
+                    if isinstance(item, Module):
+                        yield from item.named_parameters(f"{prefix}{name}.{index}.")
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def modules(self) -> Iterator["Module"]:
+        yield self
+        for name, attr in vars(self).items():
+            if name.startswith("_"):
+                continue
+            children = attr if isinstance(attr, (list, tuple)) else [attr]
+            for child in children:
+                if isinstance(child, Module):
+                    yield from child.modules()
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad.fill(0.0)
+
+    def train(self, mode: bool = True) -> "Module":
+        for module in self.modules():
+            module.training = mode
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def num_parameters(self) -> int:
+        return sum(p.value.size for p in self.parameters())
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter's value, keyed by name."""
+        return {name: p.value.copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: Mapping[str, object]) -> None:
+        """Copy values in place. Every key must match a parameter, with the same shape; arrays
+        are converted to the parameter's dtype (so a float64 state loads into a float32 model).
+        Anything else raises ValueError naming the key, and leaves the module unchanged."""
+        params = dict(self.named_parameters())
+        missing = [k for k in params if k not in state]
+        extra = [k for k in state if k not in params]
+        if missing:
+            raise ValueError(f"state dict is missing key(s) {', '.join(missing)}")
+        if extra:
+            raise ValueError(f"state dict has unexpected key(s) {', '.join(extra)}")
+        converted = {}
+        for name, p in params.items():
+            value = np.asarray(state[name])
+            if value.shape != p.value.shape:
+                raise ValueError(
+                    f"state dict key {name} has shape {value.shape}, expected {p.value.shape}"
+                )
+            converted[name] = value
+        for name, p in params.items():
+            p.value[...] = converted[name]

@@ -1,0 +1,268 @@
+"""Recurrent layers with PyTorch's interface: `RNN`, `LSTM`, `GRU`.
+
+A layer stacks `num_layers` cells, each optionally paired with a reverse-direction cell
+(`bidirectional=True`); layer l reads the concatenated outputs of layer l-1, with inverted
+dropout between layers in training mode:
+
+    y^0 = x
+    y^l = [h^l_fwd(y^{l-1} * m^{l-1}) ; h^l_rev(y^{l-1} * m^{l-1})]     (T, B, D*H)
+
+where m^{l-1} is a dropout mask (1 before the first layer and in eval mode). Shapes follow
+PyTorch: x is (T, B, I), or (B, T, I) with batch_first=True; the state is h of shape
+(num_layers * D, B, H) for RNN and GRU and the tuple (h, c) for LSTM ((h, c, a) for the FGR
+variant, whose previous gate activations are state too).
+
+Parameters are attributes named exactly as PyTorch names them (`weight_ih_l0`,
+`bias_hh_l1_reverse`, ...), so `state_dict()` loads into `torch.nn.LSTM/GRU/RNN` unchanged;
+extra parameters of our own cells are `weight_peephole_l0` ((gates, H), rows in i, f, o order)
+and `weight_gate_l0` (the FGR gate-to-gate weights).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .cells.base import Cell
+from .cells.elman import ElmanCell
+from .cells.gru import GRUCell
+from .cells.lstm import LSTMCell
+from .init import as_generator
+from .module import Module
+from .timeloop import backward_sequence, forward_sequence
+
+__all__ = ["RNN", "LSTM", "GRU", "RecurrentLayer", "SequenceCache"]
+
+
+@dataclass
+class SequenceCache:
+    """What `forward` kept for `backward`: one cell cache per layer and direction, and the
+    dropout mask applied to each layer's output (None where no dropout was applied)."""
+
+    cells: list[list[object]]
+    dropout_masks: list[np.ndarray | None]
+    batch_first: bool
+    owner: "RecurrentLayer" = field(repr=False)
+
+    def internals(self) -> dict[str, dict[str, np.ndarray]]:
+        """Every step's activations (hidden and cell states, gate values), keyed like
+        "l0" / "l0_reverse", then by name ("h", "c", "i", "f", "g", "o" or "r", "z", "n");
+        each array is (T, B, H) in the input's time order (batch-major if batch_first)."""
+        result = {}
+        for layer, row in enumerate(self.cells):
+            for direction, cache in enumerate(row):
+                cell = self.owner._cells[layer][direction]
+                named = cell.internals(cache)
+                if direction == 1:
+                    named = {k: v[::-1] for k, v in named.items()}
+                if self.batch_first:
+                    named = {k: v.swapaxes(0, 1) for k, v in named.items()}
+                result[f"l{layer}" + ("_reverse" if direction else "")] = named
+        return result
+
+
+class RecurrentLayer(Module):
+    """Shared machinery of RNN, LSTM and GRU; subclasses name their cell class."""
+
+    cell_class: type[Cell] = Cell
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, *,
+                 dtype=np.float32, rng: np.random.Generator | int | None = 0, **cell_options):
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
+            if not isinstance(value, (int, np.integer)) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        self.input_size, self.hidden_size, self.num_layers = int(input_size), int(hidden_size), int(num_layers)
+        self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), float(dropout)
+        self.bidirectional = bool(bidirectional)
+        self.num_directions = 2 if bidirectional else 1
+        self.dtype = dtype
+        self._rng = as_generator(rng)
+        self._cells: list[list[Cell]] = []
+        for layer in range(self.num_layers):
+            layer_input = self.input_size if layer == 0 else self.hidden_size * self.num_directions
+            row = []
+            for direction in range(self.num_directions):
+                cell = self.cell_class(layer_input, self.hidden_size, bias=self.bias, dtype=dtype,
+                                       rng=self._rng, **cell_options)
+                suffix = f"_l{layer}" + ("_reverse" if direction else "")
+                for name, param in cell.params().items():
+                    setattr(self, name + suffix, param)
+                row.append(cell)
+            self._cells.append(row)
+
+    # ---------------------------------------------------------------------------- state
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return self._cells[0][0].state_names
+
+    def initial_state(self, batch_size: int):
+        """The zero state, in the format `forward` takes and returns."""
+        return self._pack([np.zeros((self.num_layers * self.num_directions, batch_size, width), dtype=self.dtype)
+                           for width in self._cells[0][0].state_widths()])
+
+    def _pack(self, components: list[np.ndarray]):
+        return components[0] if len(components) == 1 else tuple(components)
+
+    def _unpack(self, state, batch_size: int, what: str) -> list[np.ndarray]:
+        """Validate a state (or state gradient) and return its components as arrays."""
+        widths = self._cells[0][0].state_widths()
+        if len(widths) == 1 and not isinstance(state, (tuple, list)):
+            components = [state]
+        elif isinstance(state, (tuple, list)):
+            components = list(state)
+        else:
+            components = []
+        if len(components) != len(widths):
+            raise ValueError(f"{what} must be a tuple of {len(widths)} parts ({', '.join(self.state_names)}), "
+                             f"got {type(state).__name__} of length {len(state)}")
+        result = []
+        for name, width, value in zip(self.state_names, widths, components):
+            value = np.asarray(value, dtype=self.dtype)
+            expected = (self.num_layers * self.num_directions, batch_size, width)
+            if value.shape != expected:
+                raise ValueError(f"{what} part {name} has shape {value.shape}, expected {expected} "
+                                 "(num_layers * num_directions, batch, width)")
+            result.append(value)
+        return result
+
+    def _time_major(self, array: np.ndarray, what: str, width: int) -> np.ndarray:
+        array = np.asarray(array, dtype=self.dtype)
+        layout = "(batch, time, features)" if self.batch_first else "(time, batch, features)"
+        if array.ndim != 3 or array.shape[2] != width:
+            raise ValueError(f"{what} must be a 3-D array {layout} with {width} features, got shape {array.shape}")
+        return array.swapaxes(0, 1) if self.batch_first else array
+
+    # --------------------------------------------------------------------------- forward
+    def forward(self, x: np.ndarray, state=None):
+        """Run the whole stack over a sequence.
+
+        Returns (y, final_state, cache): y is (T, B, D*H) (or (B, T, D*H) with batch_first) with
+        the last layer's outputs; final_state is in the format of `initial_state`; the cache is
+        what `backward` needs, and `cache.internals()` gives every step's gate activations."""
+        x = self._time_major(x, "input", self.input_size)
+        steps, batch = x.shape[:2]
+        if steps == 0 or batch == 0:
+            raise ValueError(f"input must have at least one time step and one sequence, got shape {x.shape}")
+        state0 = self._unpack(self.initial_state(batch) if state is None else state, batch, "initial state")
+        finals = [np.empty_like(component) for component in state0]
+        caches, masks = [], []
+        layer_input = x
+        for layer, row in enumerate(self._cells):
+            outputs, row_caches = [], []
+            for direction, cell in enumerate(row):
+                index = layer * self.num_directions + direction
+                start = tuple(component[index] for component in state0)
+                out, final, cache = forward_sequence(cell, layer_input, start, reverse=direction == 1)
+                for target, value in zip(finals, final):
+                    target[index] = value
+                outputs.append(out)
+                row_caches.append(cache)
+            y = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=2)
+            mask = None
+            if self.training and self.dropout > 0 and layer < self.num_layers - 1:
+                keep = 1.0 - self.dropout
+                mask = (self._rng.random(y.shape) < keep).astype(self.dtype) / keep
+                y = y * mask
+            caches.append(row_caches)
+            masks.append(mask)
+            layer_input = y
+        y = layer_input.swapaxes(0, 1) if self.batch_first else layer_input
+        return y, self._pack(finals), SequenceCache(caches, masks, self.batch_first, self)
+
+    __call__ = forward
+
+    # -------------------------------------------------------------------------- backward
+    def backward(self, dy: np.ndarray | None, cache: SequenceCache, dstate=None):
+        """Backpropagation through time for the whole stack.
+
+        dy: dL/dy in y's shape (None if only the final state was used); dstate: dL/d(final
+        state) in the state's format (None for zero). Adds every parameter's gradient into its
+        `.grad` and returns (dL/dx in x's shape, dL/d(initial state) in the state's format)."""
+        first = cache.cells[0][0]
+        steps, batch = first.x.shape[:2]
+        width = self.hidden_size * self.num_directions
+        d_layer = None if dy is None else self._time_major(dy, "output gradient", width)
+        if d_layer is not None and d_layer.shape[:2] != (steps, batch):
+            raise ValueError(f"output gradient covers {d_layer.shape[:2]} (time, batch) steps, "
+                             f"the forward pass had {(steps, batch)}")
+        zero = self.initial_state(batch)
+        d_final = self._unpack(zero if dstate is None else dstate, batch, "final state gradient")
+        d_initial = [np.zeros_like(component) for component in d_final]
+        for layer in range(self.num_layers - 1, -1, -1):
+            if d_layer is not None and cache.dropout_masks[layer] is not None:
+                d_layer = d_layer * cache.dropout_masks[layer]
+            d_input = None
+            for direction, cell in enumerate(self._cells[layer]):
+                index = layer * self.num_directions + direction
+                columns = slice(direction * self.hidden_size, (direction + 1) * self.hidden_size)
+                d_out = None if d_layer is None else d_layer[:, :, columns]
+                d_end = tuple(component[index] for component in d_final)
+                dx, d_start = backward_sequence(cell, d_out, d_end, cache.cells[layer][direction],
+                                                reverse=direction == 1)
+                for target, value in zip(d_initial, d_start):
+                    target[index] = value
+                d_input = dx if d_input is None else d_input + dx
+            d_layer = d_input
+        dx = d_layer.swapaxes(0, 1) if self.batch_first else d_layer
+        return dx, self._pack(d_initial)
+
+    def extra_repr(self) -> str:
+        return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
+                f"bidirectional={self.bidirectional}, dtype={self.dtype.name}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+
+class RNN(RecurrentLayer):
+    """Elman RNN: h_t = f(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh).
+
+    nonlinearity: "tanh" (default), "relu", "sigmoid", "leaky_relu" (slope `negative_slope`,
+    0.1 by default) or "elu". PyTorch's nn.RNN has tanh and relu."""
+
+    cell_class = ElmanCell
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, *, negative_slope=0.1,
+                 dtype=np.float32, rng=0):
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         dtype=dtype, rng=rng, nonlinearity=nonlinearity, negative_slope=negative_slope)
+
+
+class LSTM(RecurrentLayer):
+    """Long short-term memory (see `rnnkit.cells.lstm` for the equations).
+
+    peephole: diagonal peephole weights (Gers & Schmidhuber). variant: one of Greff et al.'s
+    "V" (vanilla: peephole LSTM), "NIG", "NFG", "NOG", "NIAF", "NOAF", "NP", "CIFG", "FGR";
+    gate_activation / cell_activation: sigmoid / tanh by default."""
+
+    cell_class = LSTMCell
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, *, peephole=None, variant=None,
+                 gate_activation="sigmoid", cell_activation="tanh", dtype=np.float32, rng=0):
+        self.variant, self.peephole = variant, peephole
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         dtype=dtype, rng=rng, peephole=peephole, variant=variant,
+                         gate_activation=gate_activation, cell_activation=cell_activation)
+
+
+class GRU(RecurrentLayer):
+    """Gated recurrent unit. reset_after=True (default) is PyTorch's/cuDNN's formula;
+    reset_after=False the textbook one (Cho et al.), reset applied before the matmul."""
+
+    cell_class = GRUCell
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, *, reset_after=True, dtype=np.float32, rng=0):
+        self.reset_after = reset_after
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         dtype=dtype, rng=rng, reset_after=reset_after)

@@ -1,0 +1,75 @@
+"""The one time loop that every cell shares: forward over T steps, then backpropagation
+through time (BPTT) back over them.
+
+Forward, for one direction of one layer (x: (T, B, I), time-major):
+
+    a = x W_ih^T + b_ih                     one GEMM for all T steps: (T*B, I) @ (I, G*H)
+    for t = 0 .. T-1:  state_t = cell.step(a_t, state_{t-1})
+
+Backward, with dy_t = dL/dh_t from whatever consumed the outputs and dstate_T = dL/dstate_T
+(zero unless the final state was used):
+
+    dstate = dstate_T
+    for t = T-1 .. 0:
+        dstate.h += dy_t                    the output's own gradient joins the carried one
+        dstate = cell.step_backward(dstate) writes dL/da_t and dL/dr_t for step t
+    dW_ih, dW_hh, biases                    one GEMM each over all T*B rows (cell.accumulate_grads)
+    dx = dL/da W_ih                         one GEMM for all T steps
+
+This is min-char-rnn's loop: backward carries `dhnext` (here the whole state gradient) from step
+to step and adds each step's contribution into the weight gradients.
+
+A reverse direction runs the same loop over the time-reversed input; `reverse=True` flips the
+input on the way in and the outputs on the way out, so cells never know which way they run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .cells.base import Cell, State
+
+__all__ = ["forward_sequence", "backward_sequence"]
+
+
+def forward_sequence(cell: Cell, x: np.ndarray, state0: State, reverse: bool = False):
+    """Run `cell` over x (T, B, I) from state0. Returns (outputs (T, B, H) in x's time order,
+    final state, cache)."""
+    if reverse:
+        x = x[::-1]
+    x = np.ascontiguousarray(x)
+    steps, batch, features = x.shape
+    rows = cell.weight_ih.value.shape[0]
+    projection = (x.reshape(steps * batch, features) @ cell.weight_ih.value.T).reshape(steps, batch, rows)
+    if cell.bias_ih is not None:
+        projection += cell.bias_ih.value
+
+    cache = cell.new_cache(steps, batch, state0)
+    cache.x = x
+    state = state0
+    for t in range(steps):
+        state = cell.step(t, projection[t], state, cache)
+    outputs = cache.h[1:]
+    return (outputs[::-1] if reverse else outputs), state, cache
+
+
+def backward_sequence(cell: Cell, d_outputs: np.ndarray | None, d_state: State, cache, reverse: bool = False):
+    """BPTT through one `forward_sequence` call. d_outputs: (T, B, H) in x's time order (None
+    for no gradient on the outputs); d_state: gradient w.r.t. the final state. Adds parameter
+    gradients into the cell's Parameters; returns (dL/dx (T, B, I) in x's order, dL/dstate0)."""
+    x = cache.x
+    steps, batch, features = x.shape
+    rows = cell.weight_ih.value.shape[0]
+    if d_outputs is not None and reverse:
+        d_outputs = d_outputs[::-1]
+
+    d_input = np.empty((steps, batch, rows), dtype=cell.dtype)
+    d_recurrent = d_input if cell.shares_preactivation else np.empty_like(d_input)
+    for t in range(steps - 1, -1, -1):
+        if d_outputs is not None:
+            d_state = (d_state[0] + d_outputs[t],) + tuple(d_state[1:])
+        d_state = cell.step_backward(t, d_state, cache, d_input[t], d_recurrent[t])
+
+    cell.accumulate_grads(cache, x, d_input, d_recurrent)
+    dx = (d_input.reshape(steps * batch, rows) @ cell.weight_ih.value).reshape(steps, batch, features)
+    return (dx[::-1] if reverse else dx), d_state
