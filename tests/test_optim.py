@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from rnnkit import optim
+from rnnkit import optim, schedules
 from rnnkit.module import Parameter
 
 SHAPES = [(3, 4), (5,), (2, 3, 2)]
@@ -106,15 +106,15 @@ def test_resume_restores_lr_and_schedule():
             schedule.step()
 
     straight = optim.Adam([Parameter(v.copy()) for v in initial], lr=0.01)
-    train(straight, optim.StepDecay(straight, step_size=2, gamma=0.5, start=1), grads)
+    train(straight, schedules.StepDecay(straight, step_size=2, gamma=0.5, start=1), grads)
     first = optim.Adam([Parameter(v.copy()) for v in initial], lr=0.01)
-    schedule = optim.StepDecay(first, step_size=2, gamma=0.5, start=1)
+    schedule = schedules.StepDecay(first, step_size=2, gamma=0.5, start=1)
     train(first, schedule, grads[:5])
     saved = json.loads(json.dumps({k: v for k, v in first.state_dict().items() if k != "state"}))
     saved_schedule = json.loads(json.dumps(schedule.state_dict()))
     resumed = optim.Adam([Parameter(p.value.copy()) for p in first.params], lr=1.0)
     resumed.load_state_dict({**saved, "state": first.state_dict()["state"]})
-    resumed_schedule = optim.StepDecay(resumed, step_size=2, gamma=0.5, start=1)
+    resumed_schedule = schedules.StepDecay(resumed, step_size=2, gamma=0.5, start=1)
     resumed_schedule.load_state_dict(saved_schedule)
     assert resumed.lr == first.lr == schedule.lr
     train(resumed, resumed_schedule, grads[5:])
@@ -166,11 +166,11 @@ def test_clip_grad_value_matches_torch():
 
 
 SCHEDULES = [
-    (optim.StepDecay, dict(step_size=3, gamma=0.5), torch.optim.lr_scheduler.StepLR,
+    (schedules.StepDecay, dict(step_size=3, gamma=0.5), torch.optim.lr_scheduler.StepLR,
      dict(step_size=3, gamma=0.5)),
-    (optim.ExponentialDecay, dict(gamma=0.9), torch.optim.lr_scheduler.ExponentialLR,
+    (schedules.ExponentialDecay, dict(gamma=0.9), torch.optim.lr_scheduler.ExponentialLR,
      dict(gamma=0.9)),
-    (optim.CosineDecay, dict(total_steps=10, min_lr=0.01),
+    (schedules.CosineDecay, dict(total_steps=10, min_lr=0.01),
      torch.optim.lr_scheduler.CosineAnnealingLR, dict(T_max=10, eta_min=0.01)),
 ]
 
@@ -199,7 +199,7 @@ def test_schedule_drives_the_optimizer_like_torch():
     torch_params = [torch.tensor(p.value.copy(), requires_grad=True) for p in params]
     optimizer = optim.SGD(params, lr=0.2, momentum=0.9)
     torch_optimizer = torch.optim.SGD(torch_params, lr=0.2, momentum=0.9)
-    schedule = optim.CosineDecay(optimizer, total_steps=5)
+    schedule = schedules.CosineDecay(optimizer, total_steps=5)
     torch_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(torch_optimizer, T_max=5)
     for step_grads in random_grads(rng, 5):
         run(optimizer, [step_grads])
@@ -214,9 +214,9 @@ def test_schedule_drives_the_optimizer_like_torch():
 
 def test_step_decay_start_and_cosine_floor():
     optimizer = optim.SGD(make_params(np.random.default_rng(8)), lr=1.0)
-    schedule = optim.StepDecay(optimizer, step_size=2, gamma=0.5, start=3)
+    schedule = schedules.StepDecay(optimizer, step_size=2, gamma=0.5, start=3)
     assert [schedule.lr_at(e) for e in range(10)] == [1, 1, 1, 1, 1, 0.5, 0.5, 0.25, 0.25, 0.125]
-    cosine = optim.CosineDecay(optimizer, total_steps=4, min_lr=0.1)
+    cosine = schedules.CosineDecay(optimizer, total_steps=4, min_lr=0.1)
     assert cosine.lr_at(2) == pytest.approx(0.55) and cosine.lr_at(4) == cosine.lr_at(9) == 0.1
 
 
@@ -256,12 +256,12 @@ def test_bad_parameter_lists_and_clip_and_schedule_arguments_raise():
     with pytest.raises(ValueError, match="clip_value"):
         optim.clip_grad_value(params, -1.0)
     optimizer = optim.SGD(params, lr=0.1)
-    for cls, kwargs, word in [(optim.StepDecay, dict(step_size=0, gamma=0.5), "step_size"),
-                              (optim.StepDecay, dict(step_size=2, gamma=0.0), "gamma"),
-                              (optim.StepDecay, dict(step_size=2, gamma=0.5, start=-1), "start"),
-                              (optim.ExponentialDecay, dict(gamma=-0.9), "gamma"),
-                              (optim.CosineDecay, dict(total_steps=0), "total_steps"),
-                              (optim.CosineDecay, dict(total_steps=5, min_lr=-1.0), "min_lr")]:
+    for cls, kwargs, word in [(schedules.StepDecay, dict(step_size=0, gamma=0.5), "step_size"),
+                              (schedules.StepDecay, dict(step_size=2, gamma=0.0), "gamma"),
+                              (schedules.StepDecay, dict(step_size=2, gamma=0.5, start=-1), "start"),
+                              (schedules.ExponentialDecay, dict(gamma=-0.9), "gamma"),
+                              (schedules.CosineDecay, dict(total_steps=0), "total_steps"),
+                              (schedules.CosineDecay, dict(total_steps=5, min_lr=-1.0), "min_lr")]:
         with pytest.raises(ValueError, match=word):
             cls(optimizer, **kwargs)
 
@@ -307,8 +307,8 @@ def test_mismatched_state_raises_and_changes_nothing(how):
 
 def test_mismatched_schedule_state_raises():
     optimizer = optim.SGD(make_params(np.random.default_rng(12)), lr=0.1)
-    step_decay = optim.StepDecay(optimizer, step_size=2)
+    step_decay = schedules.StepDecay(optimizer, step_size=2)
     with pytest.raises(ValueError, match="StepDecay"):
-        step_decay.load_state_dict(optim.ExponentialDecay(optimizer, gamma=0.9).state_dict())
+        step_decay.load_state_dict(schedules.ExponentialDecay(optimizer, gamma=0.9).state_dict())
     with pytest.raises(ValueError, match="last_epoch"):
         step_decay.load_state_dict({**step_decay.state_dict(), "last_epoch": -3})
