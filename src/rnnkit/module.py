@@ -72,6 +72,32 @@ class Module:
                 if isinstance(child, Module):
                     yield from child.modules()
 
+    def named_generators(self, prefix: str = "") -> Iterator[tuple[str, np.random.Generator]]:
+        """Every random Generator this module and its submodules draw from while running
+        (dropout masks), by attribute path. Saving their states makes a resumed run draw the
+        same masks as an uninterrupted one."""
+        for name, attr in vars(self).items():
+            if isinstance(attr, np.random.Generator):
+                yield prefix + name, attr
+            elif not name.startswith("_"):
+                children = attr if isinstance(attr, (list, tuple)) else [attr]
+                for index, child in enumerate(children):
+                    if isinstance(child, Module):
+                        label = f"{name}.{index}." if isinstance(attr, (list, tuple)) else f"{name}."
+                        yield from child.named_generators(prefix + label)
+
+    def random_state(self) -> dict[str, dict]:
+        """The JSON-able states of `named_generators()`."""
+        return {name: generator.bit_generator.state for name, generator in self.named_generators()}
+
+    def set_random_state(self, states: Mapping[str, dict]) -> None:
+        generators = dict(self.named_generators())
+        if set(states) != set(generators):
+            raise ValueError(f"random state names {sorted(states)} do not match this model's "
+                             f"generators {sorted(generators)}")
+        for name, state in states.items():
+            generators[name].bit_generator.state = state
+
     def zero_grad(self) -> None:
         for p in self.parameters():
             p.grad.fill(0.0)

@@ -1,0 +1,126 @@
+"""How training data becomes batches: the lectures' gradient-descent strategies and char-rnn's
+parallel streams.
+
+Both sources are deterministic functions of (epoch, position), so a trainer resumes exactly by
+saving two integers, and validation can be replayed.
+
+- `ExampleBatches`: N independent sequences (the state starts from zero for each batch).
+    strategy "full"        every example in every step (full-batch gradient descent); an epoch is 1 step
+    strategy "stochastic"  one example drawn at random per step; an epoch is N steps
+    strategy "minibatch"   the examples shuffled each epoch and cut into batches of `batch_size`
+- `StreamBatches`: one long token sequence cut into B contiguous streams, read T steps at a time
+  (char-rnn's layout). Window k of every stream follows window k-1, so the hidden state carries
+  from one batch to the next within an epoch; targets are the inputs shifted by one step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["ExampleBatches", "StreamBatches", "STRATEGIES"]
+
+STRATEGIES = ("full", "stochastic", "minibatch")
+
+
+def _positive(name: str, value) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class ExampleBatches:
+    """inputs (N, T, ...), targets (N, T, ...) (one target per step) and optionally a mask
+    (N, T); batches come out time-major: (T, B, ...)."""
+
+    carries_state = False
+
+    def __init__(self, inputs: np.ndarray, targets: np.ndarray, *, strategy: str = "minibatch",
+                 batch_size: int = 32, seed: int = 0, mask: np.ndarray | None = None):
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        if len(inputs) == 0:
+            raise ValueError("no training examples")
+        if len(inputs) != len(targets) or (mask is not None and len(mask) != len(inputs)):
+            raise ValueError(f"inputs, targets and mask must have the same number of examples, "
+                             f"got {len(inputs)}, {len(targets)}" + ("" if mask is None else f", {len(mask)}"))
+        if np.ndim(inputs) < 2 or np.ndim(targets) < 2 or np.shape(targets)[1] != np.shape(inputs)[1]:
+            raise ValueError(f"inputs and targets must be (examples, steps, ...) with the same number of "
+                             f"steps, got shapes {np.shape(inputs)} and {np.shape(targets)}")
+        self.inputs, self.targets, self.mask = inputs, targets, mask
+        self.strategy, self.seed = strategy, int(seed)
+        self.batch_size = min(_positive("batch_size", batch_size), len(inputs))
+
+    def __len__(self) -> int:
+        """Steps per epoch."""
+        n = len(self.inputs)
+        return {"full": 1, "stochastic": n, "minibatch": -(-n // self.batch_size)}[self.strategy]
+
+    def _order(self, epoch: int) -> np.ndarray:
+        n = len(self.inputs)
+        rng = np.random.default_rng([self.seed, epoch])
+        if self.strategy == "full":
+            return np.arange(n)
+        if self.strategy == "stochastic":
+            return rng.integers(n, size=n)
+        return rng.permutation(n)
+
+    def batch(self, epoch: int, position: int):
+        """(inputs, targets, mask) of step `position` of `epoch`, time-major."""
+        if self.strategy == "full":
+            chosen = self._order(epoch)
+        elif self.strategy == "stochastic":
+            chosen = self._order(epoch)[position:position + 1]
+        else:
+            chosen = self._order(epoch)[position * self.batch_size:(position + 1) * self.batch_size]
+        inputs = np.swapaxes(self.inputs[chosen], 0, 1)
+        targets = np.swapaxes(self.targets[chosen], 0, 1)
+        mask = None if self.mask is None else np.swapaxes(self.mask[chosen], 0, 1)
+        return inputs, targets, mask
+
+    def in_order(self):
+        """Every example once, in order, in batches of `batch_size` (for evaluation)."""
+        for begin in range(0, len(self.inputs), self.batch_size):
+            chosen = slice(begin, begin + self.batch_size)
+            yield (np.swapaxes(self.inputs[chosen], 0, 1), np.swapaxes(self.targets[chosen], 0, 1),
+                   None if self.mask is None else np.swapaxes(self.mask[chosen], 0, 1))
+
+
+class StreamBatches:
+    """A 1-D token array as `batch_size` parallel streams read `seq_len` steps at a time."""
+
+    carries_state = True
+
+    def __init__(self, tokens: np.ndarray, batch_size: int, seq_len: int):
+        self.batch_size = _positive("batch_size", batch_size)
+        self.seq_len = _positive("seq_len", seq_len)
+        tokens = np.asarray(tokens)
+        if tokens.ndim != 1:
+            raise ValueError(f"a token stream must be 1-D, got shape {tokens.shape}")
+        # Each stream needs one extra token: the target of its last input.
+        per_stream = (len(tokens) - 1) // self.batch_size
+        if per_stream < self.seq_len:
+            raise ValueError(f"{len(tokens)} tokens are too few for {self.batch_size} streams of at least "
+                             f"one window of {self.seq_len} steps; use a longer text, a smaller batch "
+                             f"or a shorter sequence length")
+        self.windows = per_stream // self.seq_len
+        usable = self.windows * self.seq_len
+        starts = np.arange(self.batch_size) * per_stream
+        columns = starts[None, :] + np.arange(usable + 1)[:, None]
+        self.streams = tokens[columns]  # (usable + 1, B): stream b is column b
+
+    def __len__(self) -> int:
+        return self.windows
+
+    def batch(self, epoch: int, position: int):
+        begin = position * self.seq_len
+        window = self.streams[begin:begin + self.seq_len + 1]
+        return window[:-1], window[1:], None
+
+    def in_order(self):
+        """Every window once, in order (for evaluation: the state carries between them)."""
+        for position in range(self.windows):
+            yield self.batch(0, position)
+
+    @property
+    def tokens_per_batch(self) -> int:
+        return self.seq_len * self.batch_size

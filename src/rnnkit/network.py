@@ -1,0 +1,140 @@
+"""A whole recurrent network: input encoding, a recurrent stack, dropout and a dense head at
+every step (the synchronous many-to-many mode; language models and taggers).
+
+    e_t = Embed(x_t)  or  onehot(x_t)  or  x_t          (token ids, or feature vectors)
+    h_t = RNN/LSTM/GRU stack(e_1 .. e_t)                (T, B, D*H)
+    y_t = W_head dropout(h_t) + b_head                  (T, B, output_size)
+
+Its configuration is a frozen dataclass that is also what a checkpoint records, so a model can
+be rebuilt from a file and a checkpoint of another shape is recognised as such.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from types import SimpleNamespace
+
+import numpy as np
+
+from .init import as_generator
+from .layers import Dropout, Embedding, Linear
+from .module import Module
+from .recurrent import GRU, LSTM, RNN
+
+__all__ = ["NetworkConfig", "SequenceNetwork"]
+
+CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
+INPUT_KINDS = ("features", "embedding", "one_hot")
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """input_size: features per step, or the vocabulary size for token inputs.
+    input_kind: "features" (float inputs (T, B, F)), "embedding" or "one_hot" (ids (T, B)).
+    The cell options apply to their own cell only: peephole/variant to LSTM, nonlinearity to
+    RNN, reset_after to GRU."""
+
+    input_size: int
+    output_size: int
+    cell: str = "lstm"
+    hidden_size: int = 128
+    num_layers: int = 1
+    input_kind: str = "features"
+    embedding_size: int = 0
+    dropout: float = 0.0
+    bidirectional: bool = False
+    peephole: bool | None = None
+    variant: str | None = None
+    nonlinearity: str = "tanh"
+    reset_after: bool = True
+
+    def __post_init__(self):
+        if self.cell not in CELLS:
+            raise ValueError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
+        if self.input_kind not in INPUT_KINDS:
+            raise ValueError(f"unknown input kind {self.input_kind!r}; choose one of {', '.join(INPUT_KINDS)}")
+        for name in ("input_size", "output_size", "hidden_size", "num_layers"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.input_kind == "embedding" and self.embedding_size <= 0:
+            raise ValueError("an embedding input needs embedding_size > 0")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "NetworkConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown network configuration key(s): {', '.join(unknown)}")
+        return cls(**values)
+
+    def cell_options(self) -> dict:
+        if self.cell == "lstm":
+            return {"peephole": self.peephole, "variant": self.variant}
+        if self.cell == "gru":
+            return {"reset_after": self.reset_after}
+        return {"nonlinearity": self.nonlinearity}
+
+
+class SequenceNetwork(Module):
+    """Encoder (embedding / one-hot / features) -> recurrent stack -> dropout -> Linear head,
+    with an explicit backward. `forward(inputs, state)` returns (outputs, state, cache);
+    `backward(d_outputs, cache, d_state=None)` returns (d_inputs or None for ids, d_state0)."""
+
+    def __init__(self, config: NetworkConfig, *, dtype=np.float32, rng: np.random.Generator | int | None = 0):
+        rng = as_generator(rng)
+        self.config = config
+        self.dtype = np.dtype(dtype)
+        rnn_input = config.input_size
+        if config.input_kind == "embedding":
+            self.embedding = Embedding(config.input_size, config.embedding_size, dtype=dtype, rng=rng)
+            rnn_input = config.embedding_size
+        self.rnn = CELLS[config.cell](rnn_input, config.hidden_size, config.num_layers,
+                                      dropout=config.dropout, bidirectional=config.bidirectional,
+                                      dtype=dtype, rng=rng, **config.cell_options())
+        self.dropout = Dropout(config.dropout, rng=rng)
+        directions = 2 if config.bidirectional else 1
+        self.head = Linear(config.hidden_size * directions, config.output_size, dtype=dtype, rng=rng)
+
+    def initial_state(self, batch_size: int):
+        return self.rnn.initial_state(batch_size)
+
+    def _encode(self, inputs: np.ndarray):
+        kind = self.config.input_kind
+        if kind == "features":
+            return inputs, None
+        ids = np.asarray(inputs)
+        if not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f"this network reads token ids (integers), got an array of {ids.dtype}")
+        if ids.ndim != 2:
+            raise ValueError(f"token ids must be a (time, batch) array, got shape {ids.shape}")
+        if kind == "embedding":
+            return self.embedding.forward(ids)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.config.input_size):
+            raise ValueError(f"token id out of range [0, {self.config.input_size})")
+        return np.eye(self.config.input_size, dtype=self.dtype)[ids], None
+
+    def forward(self, inputs: np.ndarray, state=None):
+        encoded, embed_cache = self._encode(inputs)
+        hidden, state, rnn_cache = self.rnn.forward(encoded, state)
+        dropped, drop_cache = self.dropout.forward(hidden)
+        outputs, head_cache = self.head.forward(dropped)
+        return outputs, state, SimpleNamespace(embed=embed_cache, rnn=rnn_cache, drop=drop_cache, head=head_cache)
+
+    __call__ = forward
+
+    def backward(self, d_outputs: np.ndarray, cache, d_state=None):
+        d_dropped = self.head.backward(d_outputs, cache.head)
+        d_hidden = self.dropout.backward(d_dropped, cache.drop)
+        d_encoded, d_state0 = self.rnn.backward(d_hidden, cache.rnn, d_state)
+        if self.config.input_kind == "embedding":
+            self.embedding.backward(d_encoded, cache.embed)
+            return None, d_state0
+        if self.config.input_kind == "one_hot":
+            return None, d_state0
+        return d_encoded, d_state0
