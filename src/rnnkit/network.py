@@ -128,6 +128,12 @@ class SequenceNetwork(Module):
 
     __call__ = forward
 
+    def step(self, inputs: np.ndarray, state=None):
+        """One time step for inference (sampling): inputs (B,) ids or (B, F) features ->
+        (outputs (B, output_size), state). Keeps nothing for backward."""
+        outputs, state, _ = self.forward(np.asarray(inputs)[None], state)
+        return outputs[0], state
+
     def backward(self, d_outputs: np.ndarray, cache, d_state=None):
         d_dropped = self.head.backward(d_outputs, cache.head)
         d_hidden = self.dropout.backward(d_dropped, cache.drop)

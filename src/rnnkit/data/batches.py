@@ -102,11 +102,10 @@ class StreamBatches:
             raise ValueError(f"{len(tokens)} tokens are too few for {self.batch_size} streams of at least "
                              f"one window of {self.seq_len} steps; use a longer text, a smaller batch "
                              f"or a shorter sequence length")
-        self.windows = per_stream // self.seq_len
-        usable = self.windows * self.seq_len
+        self.windows = per_stream // self.seq_len  # training reads whole windows only
         starts = np.arange(self.batch_size) * per_stream
-        columns = starts[None, :] + np.arange(usable + 1)[:, None]
-        self.streams = tokens[columns]  # (usable + 1, B): stream b is column b
+        columns = starts[None, :] + np.arange(per_stream + 1)[:, None]
+        self.streams = tokens[columns]  # (per_stream + 1, B): stream b is column b
 
     def __len__(self) -> int:
         return self.windows
@@ -117,9 +116,12 @@ class StreamBatches:
         return window[:-1], window[1:], None
 
     def in_order(self):
-        """Every window once, in order (for evaluation: the state carries between them)."""
-        for position in range(self.windows):
-            yield self.batch(0, position)
+        """Every window once, in order, then the short rest of each stream (for evaluation:
+        the state carries between them, and only the fewer than B tokens that do not fill a
+        stream are left out)."""
+        for begin in range(0, len(self.streams) - 1, self.seq_len):
+            window = self.streams[begin:begin + self.seq_len + 1]
+            yield window[:-1], window[1:], None
 
     @property
     def tokens_per_batch(self) -> int:

@@ -1,0 +1,133 @@
+"""`rnnkit lm train | sample | eval`: the character-level language model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from ..cells.lstm import VARIANTS
+from ..data.corpora import CORPORA
+from ..data.text import read_text
+from ..models.language import LanguageModel
+from . import lm_train
+from .options import fraction, non_negative_float, non_negative_int, positive_float, positive_int
+
+D = lm_train.DEFAULTS
+
+
+def add_parser(tasks) -> None:
+    lm = tasks.add_parser("lm", help="character-level language model (char-rnn): train, sample, eval",
+                          description="A character-level language model: train it on a text, sample from "
+                                      "it, measure its perplexity.")
+    verbs = lm.add_subparsers(dest="verb", metavar="VERB", required=True)
+    add_train(verbs)
+    add_sample(verbs)
+    add_eval(verbs)
+
+
+def add_train(verbs) -> None:
+    p = verbs.add_parser(
+        "train", help="train on a text file or a named corpus",
+        description="Train a character-level language model. With no arguments: a 2-layer LSTM of 256 units "
+                    "on the Shakespeare corpus, about five minutes on a 2-core laptop. Unset options take "
+                    "the defaults shown, or the corpus's own (the hello toy: a 3-unit RNN).",
+        argument_default=None)
+    p.add_argument("text_file", nargs="?", help="a UTF-8 text file to train on (instead of --corpus)")
+    p.add_argument("--corpus", choices=CORPORA, help=f"a named corpus (default: {D['corpus']} when no file is given)")
+    model = p.add_argument_group("model")
+    model.add_argument("--cell", choices=("lstm", "gru", "rnn"), help=f"recurrent cell (default: {D['cell']})")
+    model.add_argument("--peephole", action="store_true", default=None, help="LSTM with peephole connections")
+    model.add_argument("--variant", choices=VARIANTS, help="one of Greff et al.'s LSTM variants")
+    model.add_argument("--nonlinearity", choices=("tanh", "relu", "sigmoid", "leaky_relu", "elu"),
+                       help=f"activation of the plain RNN (default: {D['nonlinearity']})")
+    model.add_argument("--textbook-gru", action="store_true", default=None,
+                       help="GRU with the reset gate before the matrix product (Cho et al.)")
+    model.add_argument("--hidden", type=positive_int, help=f"hidden units per layer (default: {D['hidden']})")
+    model.add_argument("--layers", type=positive_int, help=f"stacked recurrent layers (default: {D['layers']})")
+    model.add_argument("--embed", type=non_negative_int,
+                       help=f"embedding size; 0 feeds one-hot characters (default: {D['embed']})")
+    model.add_argument("--dropout", type=fraction, help=f"dropout between layers and before the output "
+                                                        f"(default: {D['dropout']})")
+    train = p.add_argument_group("training")
+    train.add_argument("--seq-len", type=positive_int, help=f"steps per window (default: {D['seq_len']})")
+    train.add_argument("--batch", type=positive_int, help=f"parallel streams per batch (default: {D['batch']})")
+    train.add_argument("--k1", type=positive_int, help="truncated BPTT: update every k1 steps (default: --seq-len)")
+    train.add_argument("--k2", type=positive_int, help="truncated BPTT: backpropagate k2 >= k1 steps (default: k1)")
+    limits = train.add_mutually_exclusive_group()
+    limits.add_argument("--steps", type=positive_int, help=f"training steps (default: {D['steps']})")
+    limits.add_argument("--epochs", type=positive_int, help="passes over the training text")
+    limits.add_argument("--minutes", type=positive_float, help="wall-clock budget")
+    train.add_argument("--lr", type=positive_float, help=f"learning rate (default: {D['lr']})")
+    train.add_argument("--optimizer", choices=sorted(lm_train.OPTIMIZERS), help=f"(default: {D['optimizer']})")
+    train.add_argument("--clip", type=non_negative_float,
+                       help=f"clip the gradient's global norm; 0 = off (default: {D['clip']})")
+    train.add_argument("--lr-decay", type=positive_float, help="multiply the rate by this every epoch (char-rnn)")
+    train.add_argument("--lr-decay-after", type=non_negative_int, help="epochs before the decay starts")
+    train.add_argument("--val-frac", type=fraction,
+                       help=f"last fraction of the text kept for validation (default: {D['val_frac']})")
+    train.add_argument("--eval-every", type=positive_int, help=f"validate and save every N steps "
+                                                               f"(default: {D['eval_every']})")
+    train.add_argument("--sample-every", type=non_negative_int,
+                       help=f"print a sample every N steps; 0 = never (default: {D['sample_every']})")
+    train.add_argument("--sample-length", type=positive_int, help=f"characters per sample "
+                                                                  f"(default: {D['sample_length']})")
+    train.add_argument("--prime", help="text that starts each sample")
+    train.add_argument("--seed", type=non_negative_int, help=f"seed of every random choice (default: {D['seed']})")
+    train.add_argument("--out", help=f"output folder for checkpoints, history and plot (default: {D['out']})")
+    train.add_argument("--resume", nargs="?", const="", metavar="CKPT",
+                       help="continue a run from CKPT (default: OUT/last.safetensors)")
+    p.set_defaults(run=lm_train.run)
+
+
+def add_sample(verbs) -> None:
+    p = verbs.add_parser("sample", help="write text with a trained model",
+                         description="Generate text one character at a time, streaming it as it comes.")
+    p.add_argument("checkpoint", help="a checkpoint written by `rnnkit lm train` (best or last)")
+    p.add_argument("--length", type=positive_int, default=500, help="characters to generate (default: 500)")
+    p.add_argument("--temperature", type=positive_float, default=1.0,
+                   help="below 1: safer and more repetitive; above 1: wilder (default: 1.0)")
+    p.add_argument("--top-k", type=positive_int, help="sample only among the k likeliest characters")
+    p.add_argument("--greedy", action="store_true", help="always take the likeliest character")
+    p.add_argument("--prime", default="", help="text to start from (printed first)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the sampling (default: 0)")
+    p.set_defaults(run=run_sample)
+
+
+def add_eval(verbs) -> None:
+    p = verbs.add_parser("eval", help="loss, bits per character and perplexity on a text",
+                         description="Evaluate a trained model on a UTF-8 text file.")
+    p.add_argument("checkpoint", help="a checkpoint written by `rnnkit lm train`")
+    p.add_argument("text_file", help="the text to evaluate on")
+    p.set_defaults(run=run_eval)
+
+
+def run_sample(args) -> int:
+    model = LanguageModel.load(args.checkpoint)
+    unseen = model.vocabulary.unknown(args.prime)
+    if unseen:
+        raise ValueError(f"--prime has characters the model has never seen: {''.join(unseen)!r}")
+    sys.stdout.write(args.prime)
+
+    def stream(character: str) -> None:
+        sys.stdout.write(character)
+        sys.stdout.flush()
+
+    model.generate(args.length, temperature=args.temperature, top_k=args.top_k, greedy=args.greedy,
+                   prime=args.prime, rng=np.random.default_rng(args.seed), on_text=stream)
+    sys.stdout.write("\n")
+    return 0
+
+
+def run_eval(args) -> int:
+    model = LanguageModel.load(args.checkpoint)
+    text = read_text(args.text_file)
+    unseen = model.vocabulary.unknown(text)
+    if unseen:
+        raise ValueError(f"{args.text_file} has characters the model has never seen: {''.join(unseen)!r}")
+    nats, count = model.loss(text)
+    report = model.report(nats)
+    print(f"{report['nats_per_char']:.4f} nats/char, {report['bits_per_char']:.4f} bits/char, "
+          f"perplexity {report['perplexity']:.4f} over {count:,} characters")
+    return 0

@@ -1,0 +1,125 @@
+"""The character-level language model (Karpathy's char-rnn): a recurrent network that reads
+text one character at a time and predicts the next,
+
+    P(x_{t+1} | x_1 .. x_t) = softmax(y_t),   y_t = W_head h_t + b_head
+
+trained by minimising the cross-entropy -log P(text), reported in nats per character (bits per
+character = nats / ln 2; perplexity = exp(nats per character)).
+
+Sampling draws each character from softmax(y_t / temperature) and feeds it back in: a
+temperature below 1 sharpens the distribution (safer, more repetitive text), above 1 flattens it
+(more surprising, more mistakes); top-k keeps only the k likeliest characters; greedy takes the
+argmax.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..checkpoint import load_checkpoint
+from ..data.batches import StreamBatches
+from ..data.text import Vocabulary
+from ..network import NetworkConfig, SequenceNetwork
+from ..ops import log_softmax
+from ..train import load_model_weights
+
+__all__ = ["LanguageModel", "KIND"]
+
+KIND = "char-lm"
+
+
+class LanguageModel:
+    """A `SequenceNetwork` over a character vocabulary."""
+
+    def __init__(self, network: SequenceNetwork, vocabulary: Vocabulary):
+        if network.config.input_size != len(vocabulary) or network.config.output_size != len(vocabulary):
+            raise ValueError(f"the network reads {network.config.input_size} and writes "
+                             f"{network.config.output_size} symbols, the vocabulary has {len(vocabulary)}")
+        self.network, self.vocabulary = network, vocabulary
+
+    def metadata(self) -> dict:
+        """What a checkpoint must hold besides the weights to rebuild this model."""
+        return {"kind": KIND, "vocabulary": self.vocabulary.tokens}
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LanguageModel":
+        """Rebuild a language model from a training checkpoint (best or last)."""
+        tensors, info = load_checkpoint(path)
+        user = info.get("user") or {}
+        if user.get("kind") != KIND or info.get("model") is None:
+            raise ValueError(f"{path} is an rnnkit checkpoint, but not of a character-level language model")
+        network = SequenceNetwork(NetworkConfig.from_dict(info["model"]))
+        load_model_weights(network, tensors, path)
+        network.eval()
+        return cls(network, Vocabulary(user["vocabulary"]))
+
+    # --------------------------------------------------------------------------- sampling
+    def generate(self, length: int, *, temperature: float = 1.0, top_k: int | None = None,
+                 greedy: bool = False, prime: str = "", rng: np.random.Generator | None = None,
+                 on_text: Callable[[str], None] | None = None) -> str:
+        """`length` new characters after `prime` (the prime is not counted nor returned).
+        `on_text` receives each character as it is made (streaming). Without a prime the model
+        starts from a newline if it knows one, else from a random character."""
+        if length <= 0:
+            raise ValueError(f"the sample length must be positive, got {length}")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature} (use greedy for argmax)")
+        if top_k is not None and top_k <= 0:
+            raise ValueError(f"top-k must be positive, got {top_k}")
+        rng = rng if rng is not None else np.random.default_rng(0)
+        self.network.eval()
+        if not prime:
+            prime = "\n" if "\n" in self.vocabulary.index else self.vocabulary.tokens[rng.integers(len(self.vocabulary))]
+        ids = self.vocabulary.encode(prime)
+        state = None
+        for token in ids[:-1]:  # the prime's state; its last character drives the first prediction
+            _, state = self.network.step(np.array([token]), state)
+        token, written = int(ids[-1]), []
+        for _ in range(length):
+            logits, state = self.network.step(np.array([token]), state)
+            token = self._choose(logits[0].astype(np.float64), temperature, top_k, greedy, rng)
+            character = self.vocabulary.tokens[token]
+            written.append(character)
+            if on_text is not None:
+                on_text(character)
+        return "".join(written)
+
+    @staticmethod
+    def _choose(logits: np.ndarray, temperature: float, top_k: int | None, greedy: bool,
+                rng: np.random.Generator) -> int:
+        if greedy:
+            return int(np.argmax(logits))
+        logits = logits / temperature
+        if top_k is not None and top_k < len(logits):
+            cutoff = np.partition(logits, -top_k)[-top_k]
+            logits = np.where(logits >= cutoff, logits, -np.inf)
+        probabilities = np.exp(log_softmax(logits))
+        return int(rng.choice(len(probabilities), p=probabilities / probabilities.sum()))
+
+    # ------------------------------------------------------------------------- evaluation
+    def loss(self, text: str, *, batch: int = 16, seq_len: int = 256) -> tuple[float, int]:
+        """(cross-entropy in nats per character, number of characters predicted) of `text`,
+        read as `batch` contiguous streams with the state carried (the fewer than `batch` final
+        characters that do not fill a stream are left out). Unknown characters raise ValueError."""
+        ids = self.vocabulary.encode(text)
+        if len(ids) < 2:
+            raise ValueError("the text must have at least two characters to predict one from the other")
+        batch = max(1, min(batch, (len(ids) - 1) // 2))
+        seq_len = max(1, min(seq_len, (len(ids) - 1) // batch))
+        streams = StreamBatches(ids, batch, seq_len)
+        self.network.eval()
+        total, count, state = 0.0, 0, None
+        for inputs, targets, _ in streams.in_order():
+            logits, state, _ = self.network.forward(inputs, state)
+            log_probs = log_softmax(logits.astype(np.float64))
+            total -= np.take_along_axis(log_probs, targets[..., None], axis=-1).sum()
+            count += targets.size
+        return total / count, count
+
+    @staticmethod
+    def report(nats: float) -> dict[str, float]:
+        return {"nats_per_char": nats, "bits_per_char": nats / math.log(2), "perplexity": math.exp(nats)}
