@@ -251,3 +251,39 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     assert process.returncode == 130
     assert "Traceback" not in err and "checkpoint saved to" in err
     assert (tmp_path / "run" / "last.safetensors").exists()
+
+
+def test_word_level_model_with_tied_weights(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    words = "the cat sat on the mat . a dog sat on a log !\n".split(" ")
+    text_file = tmp_path / "words.txt"
+    text_file.write_text(" ".join(rng.choice(words, 4000)))
+    assert main(["lm", "train", str(text_file), "--tokens", "words", "--vocab-size", "8", "--tie-weights",
+                 "--hidden", "16", "--embed", "16", "--layers", "1", "--seq-len", "16", "--batch", "4",
+                 "--steps", "60", "--eval-every", "30", "--sample-every", "0", "--out", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    checkpoint = str(tmp_path / "run" / "best.safetensors")
+    assert main(["lm", "sample", checkpoint, "--prime", "the cat", "--length", "10"]) == 0
+    sample = capsys.readouterr().out.strip()
+    generated = sample[len("the cat"):].split()
+    from rnnkit.data.text import tokenize
+
+    assert len(generated) >= 1 and set(generated) <= set(tokenize(text_file.read_text(), "words")) | {"<unk>"}
+    assert main(["lm", "eval", checkpoint, str(text_file)]) == 0
+    nats, perplexity = map(float, re.search(r"([0-9.]+) nats/word, .* perplexity ([0-9.]+)",
+                                            capsys.readouterr().out).groups())
+    assert math.isclose(perplexity, math.exp(nats), rel_tol=1e-3) and perplexity < 8
+
+
+def test_tied_weights_are_one_parameter():
+    from rnnkit.network import NetworkConfig, SequenceNetwork
+
+    config = NetworkConfig(input_size=9, output_size=9, hidden_size=4, input_kind="embedding", embedding_size=4,
+                           tie_weights=True)
+    network = SequenceNetwork(config)
+    names = [name for name, _ in network.named_parameters()]
+    assert "embedding.weight" in names and "head.weight" not in names
+    assert network.head.weight is network.embedding.weight
+    with pytest.raises(ValueError, match="tied weights need"):
+        NetworkConfig(input_size=9, output_size=9, hidden_size=4, input_kind="embedding", embedding_size=5,
+                      tie_weights=True)

@@ -24,3 +24,21 @@ def test_adding_problem_example_is_in_the_readme_and_learns():
     losses = [float(v) for v in re.findall(r"mse ([0-9.]+)", result.stdout)]
     final = float(re.search(r"final mse over all \d+ sequences: ([0-9.]+)", result.stdout).group(1))
     assert losses[0] > 0.1 and final < 0.01
+
+
+def run_example(name: str, *args: str) -> str:
+    return subprocess.run([sys.executable, str(ROOT / "examples" / name), *args], capture_output=True,
+                          text=True, timeout=300, check=True).stdout
+
+
+def test_binary_addition_example_adds_pairs_it_never_saw():
+    output = run_example("binary_addition.py", "--steps", "1000")
+    assert "held-out accuracy: 100.00% of 49,152 pairs" in output
+    assert "201 + 98 = 299" in output
+
+
+def test_long_lag_example_reports_the_sequences_needed():
+    output = run_example("long_lag.py", "--task", "temporal-order", "--T", "20", "--max-sequences", "60000")
+    assert re.search(r"lstm solved temporal-order with T=20 after [\d,]+ training sequences", output)
+    output = run_example("long_lag.py", "--task", "adding", "--cell", "rnn", "--T", "20", "--max-sequences", "3200")
+    assert "rnn did not solve adding with T=20 within 3,200 sequences" in output

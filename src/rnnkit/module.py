@@ -46,18 +46,23 @@ class Module:
 
     training: bool = True
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+    def named_parameters(self, prefix: str = "", _seen: set | None = None) -> Iterator[tuple[str, Parameter]]:
+        """(name, Parameter) pairs in attribute order. A Parameter shared by two attributes (tied
+        weights) is listed once, under its first name, so an optimizer updates it once."""
+        seen = set() if _seen is None else _seen
         for name, attr in vars(self).items():
             if name.startswith("_"):
                 continue
             if isinstance(attr, Parameter):
-                yield prefix + name, attr
+                if id(attr) not in seen:
+                    seen.add(id(attr))
+                    yield prefix + name, attr
             elif isinstance(attr, Module):
-                yield from attr.named_parameters(f"{prefix}{name}.")
+                yield from attr.named_parameters(f"{prefix}{name}.", seen)
             elif isinstance(attr, (list, tuple)):
                 for index, item in enumerate(attr):
                     if isinstance(item, Module):
-                        yield from item.named_parameters(f"{prefix}{name}.{index}.")
+                        yield from item.named_parameters(f"{prefix}{name}.{index}.", seen)
 
     def parameters(self) -> list[Parameter]:
         return [p for _, p in self.named_parameters()]

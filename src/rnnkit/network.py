@@ -32,7 +32,8 @@ class NetworkConfig:
     """input_size: features per step, or the vocabulary size for token inputs.
     input_kind: "features" (float inputs (T, B, F)), "embedding" or "one_hot" (ids (T, B)).
     The cell options apply to their own cell only: peephole/variant to LSTM, nonlinearity to
-    RNN, reset_after to GRU."""
+    RNN, reset_after to GRU. tie_weights: the output layer reuses the embedding matrix (Press &
+    Wolf 2017): logits_t = E h_t + b, so one (V, H) matrix reads and writes tokens."""
 
     input_size: int
     output_size: int
@@ -47,6 +48,7 @@ class NetworkConfig:
     variant: str | None = None
     nonlinearity: str = "tanh"
     reset_after: bool = True
+    tie_weights: bool = False
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -61,6 +63,12 @@ class NetworkConfig:
             raise ValueError("an embedding input needs embedding_size > 0")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.tie_weights:
+            width = self.hidden_size * (2 if self.bidirectional else 1)
+            if self.input_kind != "embedding" or self.embedding_size != width or self.input_size != self.output_size:
+                raise ValueError("tied weights need an embedding as wide as the recurrent output "
+                                 f"(embedding_size {self.embedding_size}, recurrent output {width}) and as many "
+                                 "outputs as inputs")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -100,6 +108,10 @@ class SequenceNetwork(Module):
         self.dropout = Dropout(config.dropout, rng=rng)
         directions = 2 if config.bidirectional else 1
         self.head = Linear(config.hidden_size * directions, config.output_size, dtype=dtype, rng=rng)
+        if config.tie_weights:
+            # One Parameter under two names: both backward passes add into its gradient, and
+            # named_parameters() lists it once (as embedding.weight).
+            self.head.weight = self.embedding.weight
 
     def initial_state(self, batch_size: int):
         return self.rnn.initial_state(batch_size)
@@ -130,9 +142,17 @@ class SequenceNetwork(Module):
 
     def step(self, inputs: np.ndarray, state=None):
         """One time step for inference (sampling): inputs (B,) ids or (B, F) features ->
-        (outputs (B, output_size), state). Keeps nothing for backward."""
-        outputs, state, _ = self.forward(np.asarray(inputs)[None], state)
-        return outputs[0], state
+        (outputs (B, output_size), state). Keeps nothing for backward: each recurrent cell takes
+        its cache-free `inference_step` (compiled where `rnnkit.kernels` has the cell). In
+        training mode with dropout it is `forward` on a one-step sequence, masks and all."""
+        inputs = np.asarray(inputs)
+        if self.training and self.config.dropout > 0:
+            outputs, state, _ = self.forward(inputs[None], state)
+            return outputs[0], state
+        encoded, _ = self._encode(inputs[None])
+        hidden, state = self.rnn.step(encoded[0], state)
+        outputs, _ = self.head.forward(hidden)
+        return outputs, state
 
     def backward(self, d_outputs: np.ndarray, cache, d_state=None):
         d_dropped = self.head.backward(d_outputs, cache.head)

@@ -23,6 +23,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from . import kernels
 from .module import Parameter
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "clip_grad_norm",
@@ -310,6 +311,9 @@ class Adam(Optimizer):
         return ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if hp["amsgrad"] else [])
 
     def _update(self, value, grad, state):
+        if kernels.available(value.dtype):  # the same arithmetic in one compiled pass
+            kernels.load("adam").update(self, value, grad, state)
+            return
         beta1, beta2 = self.betas
         if self.weight_decay != 0:
             if self.decoupled_weight_decay:

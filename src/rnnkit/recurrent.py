@@ -178,6 +178,32 @@ class RecurrentLayer(Module):
 
     __call__ = forward
 
+    def step(self, x: np.ndarray, state=None):
+        """One time step for inference (sampling a token at a time), keeping nothing for
+        backward: x (B, I) -> (y (B, D*H), state). The same numbers as `forward` on a one-step
+        sequence; in training mode with inter-layer dropout it *is* that forward."""
+        x = np.asarray(x, dtype=self.dtype)
+        if x.ndim != 2 or x.shape[1] != self.input_size:
+            raise ValueError(f"step input must be a 2-D array (batch, features) with {self.input_size} "
+                             f"features, got shape {x.shape}")
+        if self.training and self.dropout > 0 and self.num_layers > 1:
+            y, state, _ = self.forward(x[:, None] if self.batch_first else x[None], state)
+            return (y[:, 0] if self.batch_first else y[0]), state
+        batch = x.shape[0]
+        state0 = self._unpack(self.initial_state(batch) if state is None else state, batch, "initial state")
+        finals = [np.empty_like(component) for component in state0]
+        layer_input = x
+        for layer, row in enumerate(self._cells):
+            outputs = []
+            for direction, cell in enumerate(row):  # a one-step sequence reads the same both ways
+                index = layer * self.num_directions + direction
+                new = cell.inference_step(layer_input, tuple(component[index] for component in state0))
+                for target, value in zip(finals, new):
+                    target[index] = value
+                outputs.append(new[0])
+            layer_input = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=1)
+        return layer_input, self._pack(finals)
+
     # -------------------------------------------------------------------------- backward
     def backward(self, dy: np.ndarray | None, cache: SequenceCache, dstate=None):
         """Backpropagation through time for the whole stack.

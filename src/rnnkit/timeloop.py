@@ -21,6 +21,9 @@ to step and adds each step's contribution into the weight gradients.
 
 A reverse direction runs the same loop over the time-reversed input; `reverse=True` flips the
 input on the way in and the outputs on the way out, so cells never know which way they run.
+
+When a cell has a compiled kernel (`cell.fused()`, see `rnnkit.kernels`), the two `for t` loops
+run inside it, in one call per sequence; everything around them stays here.
 """
 
 from __future__ import annotations
@@ -44,11 +47,15 @@ def forward_sequence(cell: Cell, x: np.ndarray, state0: State, reverse: bool = F
     if cell.bias_ih is not None:
         projection += cell.bias_ih.value
 
-    cache = cell.new_cache(steps, batch, state0)
+    fused = cell.fused()
+    if fused is not None:
+        state, cache = fused.forward_sequence(cell, projection, state0)
+    else:
+        cache = cell.new_cache(steps, batch, state0)
+        state = state0
+        for t in range(steps):
+            state = cell.step(t, projection[t], state, cache)
     cache.x = x
-    state = state0
-    for t in range(steps):
-        state = cell.step(t, projection[t], state, cache)
     outputs = cache.h[1:]
     return (outputs[::-1] if reverse else outputs), state, cache
 
@@ -63,12 +70,16 @@ def backward_sequence(cell: Cell, d_outputs: np.ndarray | None, d_state: State, 
     if d_outputs is not None and reverse:
         d_outputs = d_outputs[::-1]
 
-    d_input = np.empty((steps, batch, rows), dtype=cell.dtype)
-    d_recurrent = d_input if cell.shares_preactivation else np.empty_like(d_input)
-    for t in range(steps - 1, -1, -1):
-        if d_outputs is not None:
-            d_state = (d_state[0] + d_outputs[t],) + tuple(d_state[1:])
-        d_state = cell.step_backward(t, d_state, cache, d_input[t], d_recurrent[t])
+    fused = cell.fused()
+    if fused is not None:
+        d_input, d_recurrent, d_state = fused.backward_sequence(cell, d_outputs, d_state, cache)
+    else:
+        d_input = np.empty((steps, batch, rows), dtype=cell.dtype)
+        d_recurrent = d_input if cell.shares_preactivation else np.empty_like(d_input)
+        for t in range(steps - 1, -1, -1):
+            if d_outputs is not None:
+                d_state = (d_state[0] + d_outputs[t],) + tuple(d_state[1:])
+            d_state = cell.step_backward(t, d_state, cache, d_input[t], d_recurrent[t])
 
     cell.accumulate_grads(cache, x, d_input, d_recurrent)
     dx = (d_input.reshape(steps * batch, rows) @ cell.weight_ih.value).reshape(steps, batch, features)

@@ -16,6 +16,13 @@ recurrent weight gradient is one GEMM over all steps at the end:
 
 where da_t and dr_t are the gradients w.r.t. the two projections (equal, unless the cell uses
 the recurrent projection in some other way than adding it, as PyTorch's GRU does).
+
+Two optional parts make a cell fast without changing what it computes:
+
+- `fused()` returns a compiled kernel module (`rnnkit.kernels`) that runs the whole loop of
+  `step` (`forward_sequence`) and of `step_backward` (`backward_sequence`) in one call, with a
+  cache of the same layout; None (the default) means the loop calls `step` per time step.
+- `inference_step(x, state)` is one step with no cache, for sampling a token at a time.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from .. import kernels
 from ..init import uniform_fan
 from ..module import Parameter
 
@@ -83,6 +91,29 @@ class Cell:
 
     def step(self, t: int, input_projection: np.ndarray, state: State, cache) -> State:
         raise NotImplementedError
+
+    #: The `rnnkit.kernels` module that implements this cell family (None: no compiled kernel).
+    kernel_name: str | None = None
+
+    def has_fused_form(self) -> bool:
+        """Whether the compiled kernel covers this cell's configuration (subclasses narrow it)."""
+        return self.kernel_name is not None
+
+    def fused(self):
+        """The compiled kernel module for this cell, or None to run the NumPy steps."""
+        if self.has_fused_form() and kernels.available(self.dtype):
+            return kernels.load(self.kernel_name)
+        return None
+
+    def inference_step(self, x: np.ndarray, state: State) -> State:
+        """One step for inference, keeping nothing for backward: x (B, I) -> the new state."""
+        fused = self.fused()
+        if fused is not None:
+            return fused.step(self, x, state)
+        projection = x @ self.weight_ih.value.T
+        if self.bias_ih is not None:
+            projection += self.bias_ih.value
+        return self.step(0, projection, state, self.new_cache(1, x.shape[0], state))
 
     def step_backward(self, t: int, dstate: State, cache, d_input: np.ndarray, d_recurrent: np.ndarray) -> State:
         """Given dL/d(state_t) (the output gradient already added to dh), write dL/da_t into

@@ -32,10 +32,17 @@ def elman_activation(nonlinearity: str | Activation, negative_slope: float = 0.1
 class ElmanCell(Cell):
     num_blocks = 1
     state_names = ("h",)
+    kernel_name = "elman"
+    #: The nonlinearities the compiled kernel knows by name (a custom Activation runs in NumPy).
+    fused_nonlinearities = ("tanh", "relu", "sigmoid", "leaky_relu", "elu")
 
     def __init__(self, input_size, hidden_size, *, bias, dtype, rng, nonlinearity="tanh", negative_slope=0.1):
         self.activation = elman_activation(nonlinearity, negative_slope)
+        self.nonlinearity, self.negative_slope = nonlinearity, float(negative_slope)
         super().__init__(input_size, hidden_size, bias=bias, dtype=dtype, rng=rng)
+
+    def has_fused_form(self):
+        return isinstance(self.nonlinearity, str) and self.nonlinearity in self.fused_nonlinearities
 
     def step(self, t: int, input_projection: np.ndarray, state: State, cache) -> State:
         pre = self.recurrent_projection(state[0])

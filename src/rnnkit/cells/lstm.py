@@ -116,6 +116,7 @@ def lstm_structure(variant: str | None, peephole: bool | None) -> LSTMStructure:
 
 class LSTMCell(Cell):
     shares_preactivation = True
+    kernel_name = "lstm"
 
     def __init__(self, input_size, hidden_size, *, bias, dtype, rng, peephole=None, variant=None,
                  gate_activation="sigmoid", cell_activation="tanh"):
@@ -144,6 +145,11 @@ class LSTMCell(Cell):
 
     def extra_param_names(self):
         return ("weight_peephole", "weight_gate")
+
+    def has_fused_form(self):
+        """The compiled kernel is PyTorch's LSTM: all four gates, no peepholes, sigmoid/tanh."""
+        return (self.structure == LSTMStructure() and self.gate_activation.name == "sigmoid"
+                and self.input_activation.name == "tanh" and self.output_activation.name == "tanh")
 
     def state_widths(self):
         widths = (self.hidden_size, self.hidden_size)

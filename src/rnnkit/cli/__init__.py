@@ -11,7 +11,8 @@ import argparse
 import sys
 
 from ..train import TrainingDiverged
-from . import lm
+from . import caption, lm
+from . import interop
 
 __all__ = ["main", "build_parser"]
 
@@ -29,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rnnkit", description="Recurrent neural networks as the lectures teach them.")
     tasks = parser.add_subparsers(dest="task", metavar="TASK", required=True)
     lm.add_parser(tasks)
+    caption.add_parser(tasks)
+    interop.add_parser(tasks)
     return parser
 
 

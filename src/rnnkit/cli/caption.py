@@ -1,0 +1,98 @@
+"""`rnnkit caption train | describe`: one-to-many, captions for handwritten digits."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..checkpoint import load_checkpoint
+from ..data.batches import ExampleBatches
+from ..data.captions import DIGIT_WORDS, caption_split, word_vocabulary
+from ..losses import softmax_cross_entropy
+from ..models.caption import Captioner, CaptionerConfig
+from ..models.conditioned import teacher_forcing
+from ..network import NetworkConfig
+from ..optim import Adam
+from ..train import Trainer, load_model_weights
+from .options import non_negative_int, positive_float, positive_int
+
+KIND = "captioner"
+MAX_WORDS = 8
+
+
+def add_parser(tasks) -> None:
+    caption = tasks.add_parser("caption", help="one-to-many: write a sentence about an image",
+                               description="A captioner on scikit-learn's 8x8 handwritten digits.")
+    verbs = caption.add_subparsers(dest="verb", metavar="VERB", required=True)
+    train = verbs.add_parser("train", help="train on the digits with generated captions",
+                             description="Train a captioner; prints caption exact-match and digit accuracy on "
+                                         "the held-out 20 %% of the images.")
+    train.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm", help="decoder cell (default: lstm)")
+    train.add_argument("--hidden", type=positive_int, default=128, help="decoder units (default: 128)")
+    train.add_argument("--layers", type=positive_int, default=1, help="decoder layers (default: 1)")
+    train.add_argument("--embed", type=positive_int, default=16, help="word embedding size (default: 16)")
+    train.add_argument("--epochs", type=positive_int, default=150, help="passes over the training images (default: 150)")
+    train.add_argument("--lr", type=positive_float, default=0.01, help="Adam's learning rate (default: 0.01)")
+    train.add_argument("--beam", type=positive_int, default=1, help="beam width for the held-out captions (default: 1)")
+    train.add_argument("--seed", type=non_negative_int, default=0, help="initialisation and batch order (default: 0)")
+    train.add_argument("--out", default="runs/caption", help="output folder (default: runs/caption)")
+    train.set_defaults(run=run_train)
+    describe = verbs.add_parser("describe", help="caption held-out images with a trained model",
+                                description="Caption held-out digit images (by index into the test part).")
+    describe.add_argument("checkpoint", help="a checkpoint written by `rnnkit caption train`")
+    describe.add_argument("--index", type=non_negative_int, nargs="*", default=[0, 1, 2, 3, 4],
+                          help="held-out image indices (default: 0 1 2 3 4)")
+    describe.add_argument("--beam", type=positive_int, default=1, help="beam width (default: 1 = greedy)")
+    describe.set_defaults(run=run_describe)
+
+
+def held_out_scores(model: Captioner, vocabulary: list[str], images, captions, indices, beam: int):
+    exact = digit = 0
+    for i in indices:
+        words = [vocabulary[k] for k in model.decode(images[i], max_length=MAX_WORDS, beam=beam)]
+        truth = captions[i].split()
+        exact += words == truth
+        digit += any(w in DIGIT_WORDS for w in words) and [w for w in words if w in DIGIT_WORDS][-1] == truth[-1]
+    return exact / len(indices), digit / len(indices)
+
+
+def run_train(args) -> int:
+    images, _, captions, train, test = caption_split()
+    vocabulary = word_vocabulary(captions)
+    index = {word: i for i, word in enumerate(vocabulary)}
+    inputs, targets, mask = teacher_forcing([[index[w] for w in c.split()] for c in captions])
+    decoder = NetworkConfig(len(vocabulary), len(vocabulary), cell=args.cell, hidden_size=args.hidden,
+                            num_layers=args.layers, input_kind="embedding", embedding_size=args.embed)
+    model = Captioner(CaptionerConfig(images.shape[1], decoder), rng=args.seed)
+    trainer = Trainer(model, Adam(model.parameters(), lr=args.lr), softmax_cross_entropy, clip_norm=5.0)
+    batches = ExampleBatches(inputs[train], targets[train], mask=mask[train], context=images[train],
+                             batch_size=64, seed=args.seed)
+    print(f"training a captioner ({args.cell} decoder, {args.hidden} units) on {len(train)} digit images, "
+          f"vocabulary {len(vocabulary)} words", file=sys.stderr)
+    out = Path(args.out)
+    trainer.fit(batches, epochs=args.epochs, checkpoint_dir=out, metadata={"kind": KIND, "vocabulary": vocabulary})
+    exact, digit = held_out_scores(model, vocabulary, images, captions, test, args.beam)
+    print(f"held-out ({len(test)} images): caption exact match {exact:.1%}, digit accuracy {digit:.1%}; "
+          f"checkpoint {out / 'last.safetensors'}")
+    return 0
+
+
+def load_captioner(path) -> tuple[Captioner, list[str]]:
+    tensors, info = load_checkpoint(path)
+    user = info.get("user") or {}
+    if user.get("kind") != KIND:
+        raise ValueError(f"{path} is an rnnkit checkpoint, but not of a captioner")
+    model = Captioner(CaptionerConfig.from_dict(info["model"]))
+    load_model_weights(model, tensors, path)
+    return model, user["vocabulary"]
+
+
+def run_describe(args) -> int:
+    model, vocabulary = load_captioner(args.checkpoint)
+    images, _, captions, _, test = caption_split()
+    for i in args.index:
+        if i >= len(test):
+            raise ValueError(f"--index {i} is outside the {len(test)} held-out images")
+        words = [vocabulary[k] for k in model.decode(images[test[i]], max_length=MAX_WORDS, beam=args.beam)]
+        print(f"image {i}: {' '.join(words)!r} (truth: {captions[test[i]]!r})")
+    return 0

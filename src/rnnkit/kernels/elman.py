@@ -1,0 +1,107 @@
+"""The Elman RNN, compiled, for every nonlinearity `rnnkit.cells.elman` offers by name.
+
+The equations of `rnnkit.cells.elman` (the NumPy reference), one direction of one layer:
+
+    forward:   h_t = f(a_t + h_{t-1} W_hh^T + b_hh)      a_t = x_t W_ih^T + b_ih, from the loop
+    backward:  dz_t = dh_t * f'(h_t)    (f' read from the output)
+               dh_{t-1} = dy_{t-1} + dz_t W_hh
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+from numba import njit
+
+from .activations import ACTIVATION_CODES, activate, activation_grad
+from .blas import find_gemm, find_gemv, gemm, project
+
+kernel = njit(cache=True, error_model="numpy")
+
+
+@njit(inline="always", error_model="numpy")
+def _activate_row(z, bias, h, code, slope):
+    for j in range(h.shape[0]):
+        h[j] = activate(code, z[j] + bias[j], slope)
+
+
+@kernel
+def forward_loop(address, w_hh_t, b_hh, projection, h, code, slope):
+    """projection: (T, B, H) input projections, used as scratch; h: (T+1, B, H) with h[0] set."""
+    steps, batch, _ = projection.shape
+    for t in range(steps):
+        gemm(address, h[t], w_hh_t, projection[t], False, False, 1.0)
+        for b in range(batch):
+            _activate_row(projection[t, b], b_hh, h[t + 1, b], code, slope)
+
+
+@kernel
+def backward_loop(address, w_hh, h, dy, dh, dz, code, slope):
+    """dy: (T, B, H) or (0, B, H); dh: (B, H) dL/dh_T in, dL/dh_0 out; dz: (T, B, H) written."""
+    steps, batch, hidden = dz.shape
+    has_dy = dy.shape[0] > 0
+    if has_dy:
+        dh += dy[steps - 1]
+    for t in range(steps - 1, -1, -1):
+        for b in range(batch):
+            out, grad, dh_b = h[t + 1, b], dz[t, b], dh[b]
+            for j in range(hidden):
+                grad[j] = dh_b[j] * activation_grad(code, out[j], slope)
+        if has_dy and t > 0:
+            dh[:] = dy[t - 1]
+            gemm(address, dz[t], w_hh, dh, False, False, 1.0)
+        else:
+            gemm(address, dz[t], w_hh, dh, False, False, 0.0)
+
+
+@kernel
+def inference_step(gemm_address, gemv_address, x, h, w_ih, w_hh, b_ih, b_hh, pre, h_out, code, slope):
+    batch = pre.shape[0]
+    for b in range(batch):
+        pre[b] = b_ih
+    project(gemm_address, gemv_address, x, w_ih, pre, 1.0)
+    project(gemm_address, gemv_address, h, w_hh, pre, 1.0)
+    for b in range(batch):
+        _activate_row(pre[b], b_hh, h_out[b], code, slope)
+
+
+# ----------------------------------------------------------------------- Python entry points
+def _bias(param, rows, dtype):
+    return param.value if param is not None else np.zeros(rows, dtype)
+
+
+def _activation(cell, dtype):
+    return ACTIVATION_CODES[cell.nonlinearity], np.dtype(dtype).type(cell.negative_slope)
+
+
+def forward_sequence(cell, projection: np.ndarray, state0):
+    steps, batch, rows = projection.shape
+    dtype = projection.dtype
+    h = np.empty((steps + 1, batch, cell.hidden_size), dtype)
+    h[0] = state0[0]
+    w_hh_t = np.ascontiguousarray(cell.weight_hh.value.T)
+    forward_loop(find_gemm(dtype), w_hh_t, _bias(cell.bias_hh, rows, dtype), projection, h, *_activation(cell, dtype))
+    return (h[-1],), SimpleNamespace(h=h)
+
+
+def backward_sequence(cell, d_outputs, d_state, cache):
+    h = cache.h
+    steps, batch, hidden = h.shape[0] - 1, h.shape[1], h.shape[2]
+    dz = np.empty((steps, batch, hidden), h.dtype)
+    dh = np.array(d_state[0], dtype=h.dtype, order="C")
+    dy = (np.zeros((0, batch, hidden), h.dtype) if d_outputs is None
+          else np.ascontiguousarray(d_outputs, dtype=h.dtype))
+    backward_loop(find_gemm(h.dtype), cell.weight_hh.value, h, dy, dh, dz, *_activation(cell, h.dtype))
+    return dz, dz, (dh,)
+
+
+def step(cell, x: np.ndarray, state):
+    h = np.ascontiguousarray(state[0])
+    dtype = cell.dtype
+    batch, rows = x.shape[0], cell.weight_hh.value.shape[0]
+    h_out = np.empty_like(h)
+    inference_step(find_gemm(dtype), find_gemv(dtype), np.ascontiguousarray(x, dtype), h, cell.weight_ih.value, cell.weight_hh.value,
+                   _bias(cell.bias_ih, rows, dtype), _bias(cell.bias_hh, rows, dtype), np.empty((batch, rows), dtype),
+                   h_out, *_activation(cell, dtype))
+    return (h_out,)

@@ -1,0 +1,165 @@
+"""The compiled kernels (rnnkit.kernels) against the NumPy reference code they replace.
+
+Every cell with a compiled form runs forward and backward twice, kernels on and off, on the same
+weights, inputs, initial state and upstream gradients; outputs, final states and every gradient
+must agree. The gradient checks and PyTorch-parity tests elsewhere run whichever path is the
+default (the kernels, where Numba is installed), so both paths are held to the same oracle.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rnnkit
+from rnnkit import kernels
+from rnnkit.network import NetworkConfig, SequenceNetwork
+from rnnkit.optim import Adam, AdamW
+
+pytestmark = pytest.mark.skipif(not kernels.available(np.float32), reason=kernels.describe())
+
+TOLERANCE = {np.float32: 2e-5, np.float64: 1e-12}
+LAYERS = {
+    "lstm": (rnnkit.LSTM, {}),
+    "gru": (rnnkit.GRU, {}),
+    "rnn_tanh": (rnnkit.RNN, {"nonlinearity": "tanh"}),
+    "rnn_relu": (rnnkit.RNN, {"nonlinearity": "relu"}),
+    "rnn_sigmoid": (rnnkit.RNN, {"nonlinearity": "sigmoid"}),
+    "rnn_leaky_relu": (rnnkit.RNN, {"nonlinearity": "leaky_relu", "negative_slope": 0.2}),
+    "rnn_elu": (rnnkit.RNN, {"nonlinearity": "elu"}),
+}
+
+
+def components(state):
+    return list(state) if isinstance(state, tuple) else [state]
+
+
+def run_layer(kind, dtype, use_kernels, *, layers=2, bidirectional=True, bias=True, with_dy=True,
+              steps=5, batch=3):
+    cls, options = LAYERS[kind]
+    layer = cls(4, 6, layers, bias=bias, bidirectional=bidirectional, dtype=dtype, rng=7, **options)
+    rng = np.random.default_rng(11)
+    for param in layer.parameters():  # non-zero biases everywhere (STYLE.md)
+        param.value[...] = rng.uniform(-0.6, 0.6, param.value.shape)
+    x = rng.standard_normal((steps, batch, 4)).astype(dtype)
+    state0 = layer._pack([rng.standard_normal(c.shape).astype(dtype) for c in components(layer.initial_state(batch))])
+    with kernels.use_kernels(use_kernels):
+        y, final, cache = layer.forward(x, state0)
+        dy = rng.standard_normal(y.shape).astype(dtype) if with_dy else None
+        d_final = layer._pack([rng.standard_normal(c.shape).astype(dtype) for c in components(final)])
+        layer.zero_grad()
+        dx, d_state0 = layer.backward(dy, cache, d_final)
+    arrays = {"y": y, "dx": dx}
+    arrays.update({f"final {k}": v for k, v in enumerate(components(final))})
+    arrays.update({f"d_state0 {k}": v for k, v in enumerate(components(d_state0))})
+    arrays.update({f"grad {name}": p.grad.copy() for name, p in layer.named_parameters()})
+    return arrays
+
+
+def assert_agree(fused, reference, tolerance):
+    assert fused.keys() == reference.keys()
+    for name in reference:
+        scale = max(1.0, float(np.abs(reference[name]).max()))
+        error = float(np.abs(fused[name] - reference[name]).max()) / scale
+        assert error < tolerance, f"{name}: kernels and NumPy differ by {error:.2e}"
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernels_match_numpy(kind, dtype):
+    assert_agree(run_layer(kind, dtype, True), run_layer(kind, dtype, False), TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh"])
+@pytest.mark.parametrize("variation", [{"bias": False}, {"with_dy": False}, {"layers": 1, "bidirectional": False},
+                                       {"steps": 1, "batch": 1}])
+def test_kernels_match_numpy_variations(kind, variation):
+    assert_agree(run_layer(kind, np.float32, True, **variation), run_layer(kind, np.float32, False, **variation),
+                 TOLERANCE[np.float32])
+
+
+def test_kernel_choice_follows_the_cell():
+    """Only the configurations the kernels implement take them; the rest run in NumPy."""
+    assert rnnkit.LSTM(3, 4)._cells[0][0].fused() is not None
+    assert rnnkit.LSTM(3, 4, peephole=True)._cells[0][0].fused() is None
+    assert rnnkit.LSTM(3, 4, variant="CIFG")._cells[0][0].fused() is None
+    assert rnnkit.GRU(3, 4)._cells[0][0].fused() is not None
+    assert rnnkit.GRU(3, 4, reset_after=False)._cells[0][0].fused() is None
+    with kernels.use_kernels(False):
+        assert rnnkit.LSTM(3, 4)._cells[0][0].fused() is None
+
+
+def test_caches_are_interchangeable():
+    """A compiled forward's cache has the reference layout: NumPy's backward can follow it."""
+    rng = np.random.default_rng(0)
+    for cls in (rnnkit.LSTM, rnnkit.GRU, rnnkit.RNN):
+        layer = cls(3, 5, dtype=np.float64, rng=1)
+        x = rng.standard_normal((4, 2, 3))
+        y, _, cache = layer.forward(x)
+        dy = rng.standard_normal(y.shape)
+        layer.zero_grad()
+        with kernels.use_kernels(False):
+            dx_numpy, _ = layer.backward(dy, cache)
+        grads = [p.grad.copy() for p in layer.parameters()]
+        layer.zero_grad()
+        dx_fused, _ = layer.backward(dy, cache)
+        np.testing.assert_allclose(dx_fused, dx_numpy, rtol=0, atol=1e-12)
+        for a, b in zip(grads, (p.grad for p in layer.parameters())):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_inference_step_matches_forward(cell, bidirectional, batch):
+    """SequenceNetwork.step (cache-free, compiled) gives forward's numbers, step after step."""
+    config = NetworkConfig(input_size=11, output_size=11, cell=cell, hidden_size=8, num_layers=2,
+                           input_kind="embedding", embedding_size=5, bidirectional=bidirectional)
+    net = SequenceNetwork(config, rng=3).eval()
+    ids = np.random.default_rng(4).integers(0, 11, size=(6, batch))
+    state_step = state_forward = state_numpy = None
+    for t in range(ids.shape[0]):
+        out_step, state_step = net.step(ids[t], state_step)
+        out_forward, state_forward, _ = net.forward(ids[t:t + 1], state_forward)
+        with kernels.use_kernels(False):
+            out_numpy, state_numpy = net.step(ids[t], state_numpy)
+        np.testing.assert_allclose(out_step, out_forward[0], rtol=0, atol=1e-5)
+        np.testing.assert_allclose(out_step, out_numpy, rtol=0, atol=1e-5)
+    for a, b in zip(components(state_step), components(state_forward)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+
+def test_step_in_training_mode_with_dropout_is_forward():
+    config = NetworkConfig(input_size=7, output_size=7, cell="lstm", hidden_size=6, num_layers=2,
+                           input_kind="one_hot", dropout=0.5)
+    a, b = SequenceNetwork(config, rng=5), SequenceNetwork(config, rng=5)
+    ids = np.array([1, 4])
+    out_step, _ = a.step(ids)
+    out_forward, _, _ = b.forward(ids[None])
+    np.testing.assert_array_equal(out_step, out_forward[0])
+
+
+@pytest.mark.parametrize("optimizer", [Adam, AdamW])
+@pytest.mark.parametrize("options", [{}, {"weight_decay": 0.1}, {"amsgrad": True}])
+def test_fused_adam_matches_numpy(optimizer, options):
+    rng = np.random.default_rng(6)
+    runs = []
+    for use in (True, False):
+        params = [rnnkit.Parameter(rng.standard_normal(shape).astype(np.float32)) for shape in ((5, 3), (4,))]
+        for p in params:
+            p.value[...] = np.arange(p.value.size).reshape(p.value.shape) / 7.0
+        opt = optimizer(params, lr=0.01, **options)
+        with kernels.use_kernels(use):
+            for k in range(4):
+                for p in params:
+                    p.grad[...] = np.sin(np.arange(p.value.size) * (k + 1)).reshape(p.value.shape)
+                opt.step()
+        runs.append([p.value.copy() for p in params] + [a.copy() for s in opt.state for a in s.values()])
+    for fused, reference in zip(*runs):
+        np.testing.assert_allclose(fused, reference, rtol=2e-6, atol=1e-7)
+
+
+def test_describe_names_the_path():
+    assert kernels.describe().startswith("on")
+    with kernels.use_kernels(False):
+        assert kernels.describe().startswith("off")
