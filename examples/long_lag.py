@@ -70,13 +70,17 @@ def last_step_mask(steps, n):
 
 
 def solve(task, cell, steps, hidden=32, batch=64, max_sequences=300_000, lr=0.01, seed=0, check_every=50,
-          report=print):
+          forget_bias=1.0, report=print):
     """Train on fresh batches until solved; returns the number of training sequences used, or
     None if the budget ran out."""
     generate, inputs_size, outputs_size, loss_fn, correct = TASKS[task]
     rng = np.random.default_rng(seed)
     test_inputs, test_targets = generate(np.random.default_rng(seed + 1), 1000, steps)
     model = SequenceNetwork(NetworkConfig(inputs_size, outputs_size, cell=cell, hidden_size=hidden), rng=seed)
+    if cell == "lstm":
+        # Start with the forget gate open (Gers et al. 2000): the cell remembers by default and
+        # learns what to forget, instead of having to learn to remember at all.
+        model.rnn.bias_ih_l0.value[hidden:2 * hidden] += forget_bias
     trainer = Trainer(model, Adam(model.parameters(), lr=lr), loss_fn, clip_norm=1.0)
     mask = last_step_mask(steps, batch)
     for update in range(1, max_sequences // batch + 1):
@@ -100,9 +104,11 @@ def main(argv=None):
     parser.add_argument("--T", type=int, default=100, help="sequence length")
     parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--max-sequences", type=int, default=300_000, help="training budget")
+    parser.add_argument("--forget-bias", type=float, default=1.0, help="added to the LSTM's forget-gate bias")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    used = solve(args.task, args.cell, args.T, hidden=args.hidden, max_sequences=args.max_sequences, seed=args.seed)
+    used = solve(args.task, args.cell, args.T, hidden=args.hidden, max_sequences=args.max_sequences, seed=args.seed,
+                 forget_bias=args.forget_bias)
     if used is None:
         print(f"{args.cell} did not solve {args.task} with T={args.T} within {args.max_sequences:,} sequences")
     else:

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from .data.batches import Padded
 from .init import as_generator
 from .layers import Dropout, Embedding, Linear
 from .module import Module
@@ -131,9 +132,16 @@ class SequenceNetwork(Module):
             raise ValueError(f"token id out of range [0, {self.config.input_size})")
         return np.eye(self.config.input_size, dtype=self.dtype)[ids], None
 
-    def forward(self, inputs: np.ndarray, state=None):
+    def forward(self, inputs, state=None):
+        """inputs: (T, B) ids or (T, B, F) features, or `Padded(inputs, mask)` for sequences of
+        different lengths. Returns (outputs (T, B, output_size), state, cache)."""
+        mask = None
+        if isinstance(inputs, Padded):
+            inputs, mask = inputs.inputs, inputs.mask
+            if self.config.input_kind != "features":
+                inputs = np.where(mask, inputs, 0)  # padding ids may be anything
         encoded, embed_cache = self._encode(inputs)
-        hidden, state, rnn_cache = self.rnn.forward(encoded, state)
+        hidden, state, rnn_cache = self.rnn.forward(encoded, state, mask)
         dropped, drop_cache = self.dropout.forward(hidden)
         outputs, head_cache = self.head.forward(dropped)
         return outputs, state, SimpleNamespace(embed=embed_cache, rnn=rnn_cache, drop=drop_cache, head=head_cache)

@@ -140,8 +140,13 @@ class RecurrentLayer(Module):
         return array.swapaxes(0, 1) if self.batch_first else array
 
     # --------------------------------------------------------------------------- forward
-    def forward(self, x: np.ndarray, state=None):
+    def forward(self, x: np.ndarray, state=None, mask: np.ndarray | None = None):
         """Run the whole stack over a sequence.
+
+        mask: (T, B) (or (B, T) with batch_first), true on the real steps of sequences padded
+        to one length; the state holds still on padded steps (`rnnkit.timeloop`), so the final
+        state is each sequence's last real state, in both directions, and padding never reaches
+        a gradient. Padded inputs are zeroed before use, so their values do not matter.
 
         Returns (y, final_state, cache): y is (T, B, D*H) (or (B, T, D*H) with batch_first) with
         the last layer's outputs; final_state is in the format of `initial_state`; the cache is
@@ -150,31 +155,37 @@ class RecurrentLayer(Module):
         steps, batch = x.shape[:2]
         if steps == 0 or batch == 0:
             raise ValueError(f"input must have at least one time step and one sequence, got shape {x.shape}")
+        if mask is not None:
+            mask = np.asarray(mask, dtype=bool)
+            mask = mask.swapaxes(0, 1) if self.batch_first else mask
+            if mask.shape != (steps, batch):
+                raise ValueError(f"mask must cover (time, batch) = {(steps, batch)}, got shape {mask.shape}")
+            x = np.where(mask[..., None], x, 0.0).astype(self.dtype, copy=False)
         state0 = self._unpack(self.initial_state(batch) if state is None else state, batch, "initial state")
         finals = [np.empty_like(component) for component in state0]
-        caches, masks = [], []
+        caches, dropout_masks = [], []
         layer_input = x
         for layer, row in enumerate(self._cells):
             outputs, row_caches = [], []
             for direction, cell in enumerate(row):
                 index = layer * self.num_directions + direction
                 start = tuple(component[index] for component in state0)
-                out, final, cache = forward_sequence(cell, layer_input, start, reverse=direction == 1)
+                out, final, cache = forward_sequence(cell, layer_input, start, reverse=direction == 1, mask=mask)
                 for target, value in zip(finals, final):
                     target[index] = value
                 outputs.append(out)
                 row_caches.append(cache)
             y = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=2)
-            mask = None
+            keep_mask = None
             if self.training and self.dropout > 0 and layer < self.num_layers - 1:
                 keep = 1.0 - self.dropout
-                mask = (self._rng.random(y.shape) < keep).astype(self.dtype) / keep
-                y = y * mask
+                keep_mask = (self._rng.random(y.shape) < keep).astype(self.dtype) / keep
+                y = y * keep_mask
             caches.append(row_caches)
-            masks.append(mask)
+            dropout_masks.append(keep_mask)
             layer_input = y
         y = layer_input.swapaxes(0, 1) if self.batch_first else layer_input
-        return y, self._pack(finals), SequenceCache(caches, masks, self.batch_first, self)
+        return y, self._pack(finals), SequenceCache(caches, dropout_masks, self.batch_first, self)
 
     __call__ = forward
 

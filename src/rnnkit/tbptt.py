@@ -59,13 +59,17 @@ def truncated_bptt(model, loss_fn: Callable, inputs: np.ndarray, targets: np.nda
     no callback the gradients of all windows accumulate). `mask` (T, B) marks counted positions.
 
     A window in which no position counts is run forward (its state is needed) but has no loss,
-    no backward and no callback.
+    no backward and no callback. When one window covers the whole batch (full BPTT), inputs and
+    targets go to the model and the loss whole, so a many-to-one model's per-sequence targets
+    work too.
 
     Returns (the state after the last step, [(window loss, counted positions), ...])."""
     steps = len(inputs)
+    bounds = windows(steps, k1, k2)
+    if len(bounds) == 1:  # one window over everything: full BPTT, the targets taken as they are
+        return _whole_sequence(model, loss_fn, inputs, targets, state, mask, after_window)
     if len(targets) != steps:
         raise ValueError(f"inputs cover {steps} steps but targets cover {len(targets)}")
-    bounds = windows(steps, k1, k2)
     losses = []
     for index, (start, injected, end) in enumerate(bounds):
         next_start = bounds[index + 1][0] if index + 1 < len(bounds) else end
@@ -94,3 +98,17 @@ def truncated_bptt(model, loss_fn: Callable, inputs: np.ndarray, targets: np.nda
         if after_window is not None:
             after_window(float(loss), index)
     return state, losses
+
+
+def _whole_sequence(model, loss_fn, inputs, targets, state, mask, after_window):
+    """Full BPTT over one batch. The targets need not be per step: a many-to-one model's outputs
+    and targets are per sequence, and the loss function is the model's to pair them."""
+    outputs, final, cache = model.forward(inputs, state)
+    positions = int(np.sum(mask)) if mask is not None else int(np.prod(np.shape(targets)[:2]))
+    if positions == 0:
+        return final, []
+    loss, d_outputs = loss_fn(outputs, targets, mask)
+    model.backward(d_outputs, cache, None)
+    if after_window is not None:
+        after_window(float(loss), 0)
+    return final, [(float(loss), positions)]

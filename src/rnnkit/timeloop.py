@@ -24,6 +24,15 @@ input on the way in and the outputs on the way out, so cells never know which wa
 
 When a cell has a compiled kernel (`cell.fused()`, see `rnnkit.kernels`), the two `for t` loops
 run inside it, in one call per sequence; everything around them stays here.
+
+Padding. With a mask m (T, B) of real steps, a padded step leaves the state as it was,
+
+    state_t = state_{t-1}            where m_t = 0
+
+so a padded sequence ends in the state of its last real step, and backward passes the state
+gradient straight through such a step, with no gradient for the weights. This needs the state a
+cell's step returns to be the arrays its cache keeps (true of every cell here): the loop writes
+the held rows into them. Masked batches run the NumPy loop, not the fused kernels.
 """
 
 from __future__ import annotations
@@ -35,9 +44,12 @@ from .cells.base import Cell, State
 __all__ = ["forward_sequence", "backward_sequence"]
 
 
-def forward_sequence(cell: Cell, x: np.ndarray, state0: State, reverse: bool = False):
-    """Run `cell` over x (T, B, I) from state0. Returns (outputs (T, B, H) in x's time order,
-    final state, cache)."""
+def forward_sequence(cell: Cell, x: np.ndarray, state0: State, reverse: bool = False,
+                     mask: np.ndarray | None = None):
+    """Run `cell` over x (T, B, I) from state0; `mask` (T, B) marks real steps (None: all).
+    Returns (outputs (T, B, H) in x's time order, final state, cache)."""
+    if mask is not None:
+        mask = None if mask.all() else np.ascontiguousarray(mask[::-1] if reverse else mask)
     if reverse:
         x = x[::-1]
     x = np.ascontiguousarray(x)
@@ -47,15 +59,19 @@ def forward_sequence(cell: Cell, x: np.ndarray, state0: State, reverse: bool = F
     if cell.bias_ih is not None:
         projection += cell.bias_ih.value
 
-    fused = cell.fused()
+    fused = cell.fused() if mask is None else None
     if fused is not None:
         state, cache = fused.forward_sequence(cell, projection, state0)
     else:
         cache = cell.new_cache(steps, batch, state0)
         state = state0
         for t in range(steps):
-            state = cell.step(t, projection[t], state, cache)
+            new_state = cell.step(t, projection[t], state, cache)
+            if mask is not None:
+                _hold(new_state, state, ~mask[t])
+            state = new_state
     cache.x = x
+    cache.mask = mask
     outputs = cache.h[1:]
     return (outputs[::-1] if reverse else outputs), state, cache
 
@@ -70,7 +86,8 @@ def backward_sequence(cell: Cell, d_outputs: np.ndarray | None, d_state: State, 
     if d_outputs is not None and reverse:
         d_outputs = d_outputs[::-1]
 
-    fused = cell.fused()
+    mask = getattr(cache, "mask", None)
+    fused = cell.fused() if mask is None else None
     if fused is not None:
         d_input, d_recurrent, d_state = fused.backward_sequence(cell, d_outputs, d_state, cache)
     else:
@@ -79,8 +96,21 @@ def backward_sequence(cell: Cell, d_outputs: np.ndarray | None, d_state: State, 
         for t in range(steps - 1, -1, -1):
             if d_outputs is not None:
                 d_state = (d_state[0] + d_outputs[t],) + tuple(d_state[1:])
-            d_state = cell.step_backward(t, d_state, cache, d_input[t], d_recurrent[t])
+            d_previous = cell.step_backward(t, d_state, cache, d_input[t], d_recurrent[t])
+            if mask is not None and not mask[t].all():
+                padded = ~mask[t]
+                _hold(d_previous, d_state, padded)  # a held state passes its gradient through
+                d_input[t][padded] = 0.0
+                d_recurrent[t][padded] = 0.0
+            d_state = d_previous
 
     cell.accumulate_grads(cache, x, d_input, d_recurrent)
     dx = (d_input.reshape(steps * batch, rows) @ cell.weight_ih.value).reshape(steps, batch, features)
     return (dx[::-1] if reverse else dx), d_state
+
+
+def _hold(new: State, old: State, rows: np.ndarray) -> None:
+    """Copy the `rows` of every component of `old` into `new`, in place."""
+    if rows.any():
+        for new_component, old_component in zip(new, old):
+            new_component[rows] = old_component[rows]

@@ -25,6 +25,7 @@ def add_parser(tasks) -> None:
     add_train(verbs)
     add_sample(verbs)
     add_eval(verbs)
+    add_inspect(verbs)
 
 
 def add_train(verbs) -> None:
@@ -107,6 +108,34 @@ def add_eval(verbs) -> None:
     p.add_argument("checkpoint", help="a checkpoint written by `rnnkit lm train`")
     p.add_argument("text_file", help="the text to evaluate on")
     p.set_defaults(run=run_eval)
+
+
+def add_inspect(verbs) -> None:
+    p = verbs.add_parser("inspect", help="an HTML page that shows what the units respond to",
+                         description="Write a self-contained HTML page: the text coloured by a chosen unit's "
+                                     "activation, the units ranked by interpretability, gate saturation.")
+    p.add_argument("checkpoint", help="a checkpoint written by `rnnkit lm train`")
+    p.add_argument("text_file", help="the text to run the model on")
+    p.add_argument("--out", default="report.html", help="the page to write (default: report.html)")
+    p.add_argument("--length", type=positive_int, default=3000,
+                   help="inspect the first N characters of the text (default: 3000)")
+    p.set_defaults(run=run_inspect)
+
+
+def run_inspect(args) -> int:
+    from ..inspection import write_report
+
+    model = LanguageModel.load(args.checkpoint)
+    text = read_text(args.text_file)[: args.length]
+    unseen = model.vocabulary.unknown(tokenize(text, model.level))
+    if unseen:
+        raise ValueError(f"{args.text_file} has characters the model has never seen: {''.join(unseen)!r}")
+    summary = write_report(model, text, args.out)
+    best = summary["best"]
+    print(f"wrote {args.out}: {summary['tokens']:,} tokens, {summary['units']:,} units ranked; the most "
+          f"interpretable is {best['layer']} {best['quantity']} unit {best['unit']} "
+          f"(|r| = {best['r']:.2f} with {best['feature']})")
+    return 0
 
 
 def run_sample(args) -> int:

@@ -1,5 +1,5 @@
 """Data: batching for the trainer (`batches`)."""
 
-from .batches import STRATEGIES, Conditioned, ExampleBatches, StreamBatches
+from .batches import STRATEGIES, Conditioned, ExampleBatches, Padded, StreamBatches
 
-__all__ = ["Conditioned", "ExampleBatches", "StreamBatches", "STRATEGIES"]
+__all__ = ["Conditioned", "ExampleBatches", "Padded", "StreamBatches", "STRATEGIES"]

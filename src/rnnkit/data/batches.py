@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Conditioned", "ExampleBatches", "StreamBatches", "STRATEGIES"]
+__all__ = ["Conditioned", "ExampleBatches", "Padded", "StreamBatches", "STRATEGIES"]
 
 STRATEGIES = ("full", "stochastic", "minibatch")
 
@@ -41,6 +41,22 @@ class Conditioned:
         return Conditioned(self.context, self.inputs[steps])
 
 
+@dataclass(frozen=True)
+class Padded:
+    """Time-major inputs of sequences of different lengths, padded to one length, with the mask
+    (T, B) of the real steps; the recurrent layers freeze the state on padded steps, so padding
+    never reaches a state, an output that counts, or a gradient."""
+
+    inputs: np.ndarray  # (T, B, ...)
+    mask: np.ndarray  # (T, B) bool
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, steps: slice) -> "Padded":
+        return Padded(self.inputs[steps], self.mask[steps])
+
+
 def _positive(name: str, value) -> int:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -48,15 +64,17 @@ def _positive(name: str, value) -> int:
 
 
 class ExampleBatches:
-    """inputs (N, T, ...), targets (N, T, ...) (one target per step) and optionally a mask
-    (N, T) and a per-example context (N, ...); batches come out time-major: (T, B, ...), with
-    the inputs wrapped in `Conditioned` when there is a context."""
+    """inputs (N, T, ...) and targets: (N, T, ...), one per step, or (N, ...), one per sequence
+    (many-to-one). Optionally: `mask` (N, T), which steps' targets count in the loss;
+    `padding` (N, T), which input steps are real (sequences of different lengths); `context`
+    (N, ...), what sets each sequence's first state. Batches come out time-major, (T, B, ...),
+    the inputs wrapped in `Padded` and/or `Conditioned` when there is padding or a context."""
 
     carries_state = False
 
     def __init__(self, inputs: np.ndarray, targets: np.ndarray, *, strategy: str = "minibatch",
                  batch_size: int = 32, seed: int = 0, mask: np.ndarray | None = None,
-                 context: np.ndarray | None = None):
+                 context: np.ndarray | None = None, padding: np.ndarray | None = None):
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
         if len(inputs) == 0:
@@ -64,12 +82,18 @@ class ExampleBatches:
         if len(inputs) != len(targets) or (mask is not None and len(mask) != len(inputs)):
             raise ValueError(f"inputs, targets and mask must have the same number of examples, "
                              f"got {len(inputs)}, {len(targets)}" + ("" if mask is None else f", {len(mask)}"))
-        if np.ndim(inputs) < 2 or np.ndim(targets) < 2 or np.shape(targets)[1] != np.shape(inputs)[1]:
-            raise ValueError(f"inputs and targets must be (examples, steps, ...) with the same number of "
-                             f"steps, got shapes {np.shape(inputs)} and {np.shape(targets)}")
-        if context is not None and len(context) != len(inputs):
-            raise ValueError(f"context has {len(context)} examples, inputs {len(inputs)}")
-        self.inputs, self.targets, self.mask, self.context = inputs, targets, mask, context
+        if np.ndim(inputs) < 2:
+            raise ValueError(f"inputs must be (examples, steps, ...), got shape {np.shape(inputs)}")
+        self.per_step = np.ndim(targets) >= 2 and np.shape(targets)[1] == np.shape(inputs)[1]
+        if mask is not None and not self.per_step:
+            raise ValueError("a loss mask over steps needs one target per step, (examples, steps, ...)")
+        for name, extra in (("context", context), ("padding", padding)):
+            if extra is not None and len(extra) != len(inputs):
+                raise ValueError(f"{name} has {len(extra)} examples, inputs {len(inputs)}")
+        if padding is not None and np.shape(padding) != np.shape(inputs)[:2]:
+            raise ValueError(f"padding must be (examples, steps) = {np.shape(inputs)[:2]}, got {np.shape(padding)}")
+        self.inputs, self.targets, self.mask = inputs, targets, mask
+        self.context, self.padding = context, padding
         self.strategy, self.seed = strategy, int(seed)
         self.batch_size = min(_positive("batch_size", batch_size), len(inputs))
 
@@ -104,9 +128,13 @@ class ExampleBatches:
 
     def _select(self, chosen):
         inputs = np.swapaxes(self.inputs[chosen], 0, 1)
+        if self.padding is not None:
+            inputs = Padded(inputs, np.swapaxes(self.padding[chosen], 0, 1).astype(bool))
         if self.context is not None:
             inputs = Conditioned(self.context[chosen], inputs)
-        targets = np.swapaxes(self.targets[chosen], 0, 1)
+        targets = self.targets[chosen]
+        if self.per_step:
+            targets = np.swapaxes(targets, 0, 1)
         mask = None if self.mask is None else np.swapaxes(self.mask[chosen], 0, 1)
         return inputs, targets, mask
 

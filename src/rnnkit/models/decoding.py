@@ -20,7 +20,7 @@ import numpy as np
 
 from ..ops import log_softmax
 
-__all__ = ["greedy_decode", "beam_search", "select_state"]
+__all__ = ["greedy_decode", "greedy_decode_batch", "beam_search", "select_state"]
 
 
 def select_state(state, rows: np.ndarray):
@@ -77,3 +77,24 @@ def beam_search(decoder, state, bos: int, eos: int, max_length: int, beam: int) 
     else:  # max_length reached: the live sequences count as they are
         finished.extend(zip(live_scores.tolist(), live_tokens))
     return max(finished, key=lambda item: item[0])[1]
+
+
+def greedy_decode_batch(decoder, state, bos: int, eos: int, max_length: int) -> list[list[int]]:
+    """Greedy decoding of a whole batch at once (state batch of B): the same tokens as
+    `greedy_decode` row by row, in max_length steps of one (B,) call each."""
+    batch = (state[0] if isinstance(state, tuple) else state).shape[1]
+    tokens = np.full(batch, bos)
+    written = np.zeros((batch, max_length), dtype=np.int64)
+    finished = np.zeros(batch, dtype=bool)
+    for t in range(max_length):
+        logits, state = decoder.step(tokens, state)
+        tokens = np.argmax(logits, axis=1)
+        written[:, t] = tokens
+        finished |= tokens == eos
+        if finished.all():
+            break
+    result = []
+    for row in written:
+        ends = np.flatnonzero(row == eos)
+        result.append(row[: ends[0] if len(ends) else max_length].tolist())
+    return result

@@ -1,0 +1,126 @@
+"""`rnnkit seq2seq train | translate`: the encoder-decoder on generated tasks or a TSV of pairs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..checkpoint import load_checkpoint
+from ..data.batches import ExampleBatches
+from ..data.pairs import TASKS, PairVocabulary, generate_pairs, read_pairs
+from ..losses import softmax_cross_entropy
+from ..models.seq2seq import Seq2Seq, Seq2SeqConfig
+from ..optim import Adam
+from ..train import Trainer, load_model_weights
+from .options import fraction, non_negative_int, positive_float, positive_int
+
+KIND = "seq2seq"
+
+
+def add_parser(tasks) -> None:
+    seq2seq = tasks.add_parser("seq2seq", help="encoder-decoder: translate one string into another",
+                               description="An encoder-decoder trained with teacher forcing, decoded greedily "
+                                           "or with beam search.")
+    verbs = seq2seq.add_subparsers(dest="verb", metavar="VERB", required=True)
+    train = verbs.add_parser("train", help="train on a generated task or a TSV file of pairs",
+                             description="Train, then print the exact-match accuracy on held-out pairs.")
+    source = train.add_mutually_exclusive_group()
+    source.add_argument("--task", choices=TASKS, help="a generated task (default: addition)")
+    source.add_argument("--data", help="a UTF-8 TSV file of source<TAB>target lines")
+    train.add_argument("--examples", type=positive_int, default=50000,
+                       help="generated training pairs (default: 50000)")
+    train.add_argument("--test-frac", type=fraction, default=0.1,
+                       help="held-out fraction of a TSV file (default: 0.1; generated tasks hold out 1000)")
+    train.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm", help="(default: lstm)")
+    train.add_argument("--hidden", type=positive_int, default=128, help="units (default: 128)")
+    train.add_argument("--layers", type=positive_int, default=1, help="layers (default: 1)")
+    train.add_argument("--embed", type=positive_int, default=32, help="character embedding size (default: 32)")
+    train.add_argument("--epochs", type=positive_int, default=30, help="passes over the pairs (default: 30)")
+    train.add_argument("--batch", type=positive_int, default=64, help="pairs per step (default: 64)")
+    train.add_argument("--lr", type=positive_float, default=0.01, help="Adam's learning rate (default: 0.01)")
+    train.add_argument("--beam", type=positive_int, default=1, help="beam width for the held-out test (default: 1)")
+    train.add_argument("--seed", type=non_negative_int, default=0, help="(default: 0)")
+    train.add_argument("--out", default="runs/seq2seq", help="output folder (default: runs/seq2seq)")
+    train.set_defaults(run=run_train)
+    translate = verbs.add_parser("translate", help="translate strings with a trained model",
+                                 description="Translate each SOURCE (or each line of standard input).")
+    translate.add_argument("checkpoint", help="a checkpoint written by `rnnkit seq2seq train`")
+    translate.add_argument("sources", nargs="*", help="strings to translate (default: lines of standard input)")
+    translate.add_argument("--beam", type=positive_int, default=1, help="beam width (default: 1 = greedy)")
+    translate.set_defaults(run=run_translate)
+
+
+def exact_match(model: Seq2Seq, vocabulary: PairVocabulary, pairs, beam: int, max_length: int) -> float:
+    sources = [source for source, _ in pairs]
+    if beam == 1:
+        outputs = []
+        for begin in range(0, len(sources), 256):
+            outputs += model.translate_batch(vocabulary.sources(sources[begin:begin + 256]), max_length)
+    else:
+        outputs = [model.decode(vocabulary.sources([s])[0], max_length=max_length, beam=beam) for s in sources]
+    return float(np.mean([vocabulary.decode(o) == target for o, (_, target) in zip(outputs, pairs)]))
+
+
+def run_train(args) -> int:
+    if args.data:
+        pairs = read_pairs(args.data)
+        held_out = max(1, int(round(len(pairs) * args.test_frac)))
+        order = np.random.default_rng(args.seed).permutation(len(pairs))
+        pairs = [pairs[i] for i in order]
+        train, test = pairs[:-held_out], pairs[-held_out:]
+        if not train:
+            raise ValueError(f"{args.data} has too few pairs to hold {held_out} out for testing")
+        name = args.data
+    else:
+        name = args.task or "addition"
+        pairs = generate_pairs(name, args.examples + 1000, args.seed)
+        train, test = pairs[:-1000], pairs[-1000:]
+    vocabulary = PairVocabulary.from_pairs(train + test)
+    sources, inputs, targets, mask = vocabulary.arrays(train)
+    config = Seq2SeqConfig(len(vocabulary), cell=args.cell, hidden_size=args.hidden, num_layers=args.layers,
+                           embedding_size=args.embed)
+    model = Seq2Seq(config, rng=args.seed)
+    trainer = Trainer(model, Adam(model.parameters(), lr=args.lr), softmax_cross_entropy, clip_norm=5.0)
+    batches = ExampleBatches(inputs, targets, mask=mask, context=sources, batch_size=args.batch, seed=args.seed)
+    print(f"training an encoder-decoder ({args.cell}, {args.hidden} units) on {len(train):,} pairs of {name}",
+          file=sys.stderr)
+    max_length = max(len(target) for _, target in pairs) + 2
+    out = Path(args.out)
+
+    def report(t, record):
+        if t.state.position == 0:  # the step that ended an epoch
+            print(f"epoch {record['epoch'] + 1}: loss {record['loss']:.4f}", file=sys.stderr)
+
+    trainer.callbacks.append(report)
+    trainer.fit(batches, epochs=args.epochs, checkpoint_dir=out,
+                metadata={"kind": KIND, "vocabulary": vocabulary.tokens, "max_length": max_length})
+    accuracy = exact_match(model, vocabulary, test, args.beam, max_length)
+    print(f"held-out exact match: {accuracy:.2%} of {len(test):,} pairs; checkpoint {out / 'last.safetensors'}")
+    for source, target in test[:3]:
+        guess = vocabulary.decode(model.decode(vocabulary.sources([source])[0], max_length=max_length,
+                                               beam=args.beam))
+        print(f"  {source!r} -> {guess!r} (truth {target!r})")
+    return 0
+
+
+def load_seq2seq(path) -> tuple[Seq2Seq, PairVocabulary, int]:
+    tensors, info = load_checkpoint(path)
+    user = info.get("user") or {}
+    if user.get("kind") != KIND:
+        raise ValueError(f"{path} is an rnnkit checkpoint, but not of an encoder-decoder")
+    model = Seq2Seq(Seq2SeqConfig.from_dict(info["model"]))
+    load_model_weights(model, tensors, path)
+    return model, PairVocabulary(user["vocabulary"]), user["max_length"]
+
+
+def run_translate(args) -> int:
+    model, vocabulary, max_length = load_seq2seq(args.checkpoint)
+    sources = args.sources or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    for number, source in enumerate(sources, start=1):
+        if not source:
+            raise ValueError(f"source {number} is empty")
+        ids = vocabulary.sources([source])[0]  # raises on characters outside the vocabulary
+        print(vocabulary.decode(model.decode(ids, max_length=max_length, beam=args.beam)))
+    return 0

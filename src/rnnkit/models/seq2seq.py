@@ -1,0 +1,93 @@
+"""Encoder-decoder (Sutskever et al. 2014; Cho et al. 2014): an encoder reads the source and
+its final state starts a decoder that writes the target.
+
+    s = encoder(x_1 .. x_S)                            final state, padding held still
+    P(y_t | y_<t, x) = softmax(decoder(y_0 .. y_{t-1} | s))
+
+Sources of different lengths are padded with <pad> (id 0) and masked, so each encoder state is
+that of the source's own last character. Backward: the decoder's BPTT gives dL/ds, which is the
+encoder's final-state gradient; the encoder's BPTT (from its final state only) carries it back
+to the source embeddings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from types import SimpleNamespace
+
+import numpy as np
+
+from ..init import as_generator
+from ..layers import Embedding
+from ..network import CELLS, NetworkConfig, SequenceNetwork
+from .conditioned import BOS, EOS, PAD, ConditionedDecoder
+from .decoding import greedy_decode_batch
+
+__all__ = ["Seq2Seq", "Seq2SeqConfig"]
+
+
+@dataclass(frozen=True)
+class Seq2SeqConfig:
+    """vocabulary_size: one vocabulary for source and target (ids 0-2 are <pad>, <bos>, <eos>).
+    reverse_source: the encoder reads each source backwards (Sutskever et al.'s trick: the first
+    target tokens then sit close to the source tokens they depend on)."""
+
+    vocabulary_size: int
+    cell: str = "lstm"
+    hidden_size: int = 128
+    num_layers: int = 1
+    embedding_size: int = 32
+    reverse_source: bool = True
+
+    def decoder(self) -> NetworkConfig:
+        return NetworkConfig(self.vocabulary_size, self.vocabulary_size, cell=self.cell,
+                             hidden_size=self.hidden_size, num_layers=self.num_layers,
+                             input_kind="embedding", embedding_size=self.embedding_size)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Seq2SeqConfig":
+        return cls(**values)
+
+
+class Seq2Seq(ConditionedDecoder):
+    def __init__(self, config: Seq2SeqConfig, *, dtype=np.float32, rng=0):
+        rng = as_generator(rng)
+        self.config = config
+        self.encoder_embedding = Embedding(config.vocabulary_size, config.embedding_size, dtype=dtype, rng=rng)
+        self.encoder = CELLS[config.cell](config.embedding_size, config.hidden_size, config.num_layers,
+                                          dtype=dtype, rng=rng)
+        self.decoder = SequenceNetwork(config.decoder(), dtype=dtype, rng=rng)
+
+    def encode(self, context: np.ndarray):
+        """Padded source ids (B, S) -> the decoder's first state (the encoder's final state)."""
+        sources = np.asarray(context)
+        if self.config.reverse_source:
+            sources = reverse_rows(sources)
+        sources = sources.T  # (S, B)
+        mask = sources != PAD
+        if not mask[0].all():
+            raise ValueError("every source needs at least one token")
+        embedded, embed_cache = self.encoder_embedding.forward(sources)
+        _, state, rnn_cache = self.encoder.forward(embedded, mask=mask)
+        return state, SimpleNamespace(embed=embed_cache, rnn=rnn_cache)
+
+    def encode_backward(self, d_state0, cache) -> None:
+        d_embedded, _ = self.encoder.backward(None, cache.rnn, d_state0)
+        self.encoder_embedding.backward(d_embedded, cache.embed)
+
+    def translate_batch(self, sources: np.ndarray, max_length: int) -> list[list[int]]:
+        """Greedy translations of padded sources (B, S), all at once."""
+        self.eval()
+        state, _ = self.encode(sources)
+        return greedy_decode_batch(self.decoder, state, BOS, EOS, max_length)
+
+
+def reverse_rows(ids: np.ndarray) -> np.ndarray:
+    """Each row's real tokens in reverse order, the padding left at the end."""
+    lengths = (ids != PAD).sum(axis=1)
+    steps = np.arange(ids.shape[1])
+    index = np.where(steps < lengths[:, None], lengths[:, None] - 1 - steps, steps)
+    return np.take_along_axis(ids, index, axis=1)
