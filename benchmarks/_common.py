@@ -41,6 +41,9 @@ def environment_report() -> list[str]:
     except ImportError:
         lines.append("  (pip install threadpoolctl to see which BLAS kernel runs)")
     lines.append(f"rnnkit kernels: {kernels.describe()}")
+    load = os.getloadavg()[0]
+    lines.append(f"load average {load:.2f}" + ("  (other processes are busy: run on an idle machine, or as root "
+                                                "under `chrt -f 1`, which these numbers need)" if load > 1.5 else ""))
     lines.append(f"torch threads={torch.get_num_threads()} mkldnn available={torch.backends.mkldnn.is_available()} "
                  f"enabled={torch.backends.mkldnn.enabled}")
     return lines

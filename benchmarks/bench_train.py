@@ -9,10 +9,14 @@ Columns: tokens/s (B*T per step), GFLOP/s (the step's GEMM work: 6*T*B*G*H*(I+H)
 forward's 2 and the backward's 4), the ratio rnnkit/PyTorch, and "sgemm": NumPy's own GFLOP/s
 on exactly the GEMM shapes of the step, each timed alone, with rnnkit's share of it.
 
-Peak memory of one step (after a warm-up step, so optimizer state and oneDNN's caches already
-exist) is measured the same way for both libraries, each in a fresh subprocess: the peak
-resident set size (VmHWM, reset through /proc/self/clear_refs) minus the resident size before
-the step. For rnnkit, tracemalloc's peak (NumPy reports every array to it) is printed as well.
+Peak memory of a training step is measured the same way for both libraries, each in a fresh
+subprocess: one step of a tiny model first (loads libraries and compiled code), then model,
+data and Adam's moment buffers (torch's by one step on a zero gradient, which moves no
+weight), then the peak resident set size of the first training step
+(VmHWM, reset through /proc/self/clear_refs) minus the resident size before it. A first step,
+because a second one would find the first one's freed small blocks still in the C heap and show
+less than it uses. For rnnkit, tracemalloc's peak (NumPy reports every array to it) is printed
+as well.
 
     python benchmarks/bench_train.py            # the full grid, a few minutes
     python benchmarks/bench_train.py --quick    # a smaller grid
@@ -69,6 +73,7 @@ def build(cell: str, batch: int, steps: int, hidden: int, layers: int, lib: str)
         y, _ = theirs(x_t)
         y.backward(dy_t)
         optimizer.step()
+    step.optimizer = optimizer
     return step
 
 
@@ -79,36 +84,44 @@ def gemm_flops(cell: str, batch: int, steps: int, hidden: int, layers: int) -> f
 
 def sgemm_reference(cell: str, batch: int, steps: int, hidden: int, layers: int) -> float:
     """Seconds NumPy's matmul takes for the step's GEMMs alone (contiguous operands, output
-    buffers preallocated): per layer the input projection, T forward and T backward step
-    GEMMs, dW_ih, dW_hh and dx."""
+    buffers preallocated): per layer the input projection, T forward and T backward step GEMMs
+    (each in the faster of the batch-major and the feature-major layout), dW_ih, dW_hh, dx."""
     rng = np.random.default_rng(1)
     rows, n = CELLS[cell] * hidden, steps * batch
     f32 = lambda *shape: rng.standard_normal(shape).astype(np.float32)  # noqa: E731
     x, a, w_ih, w_hh, w_hh_t = f32(n, hidden), f32(n, rows), f32(rows, hidden), f32(rows, hidden), f32(hidden, rows)
     a_t = np.ascontiguousarray(a.T)
-    h, d = f32(batch, hidden), f32(batch, rows)
+    h, d, h_fm, d_fm = f32(batch, hidden), f32(batch, rows), f32(hidden, batch), f32(rows, batch)
     out_a, out_w, out_x = np.empty((n, rows), np.float32), np.empty((rows, hidden), np.float32), np.empty((n, hidden), np.float32)
     out_r, out_h = np.empty((batch, rows), np.float32), np.empty((batch, hidden), np.float32)
+    out_r_fm, out_h_fm = np.empty((rows, batch), np.float32), np.empty((hidden, batch), np.float32)
 
-    def gemms():
-        for _ in range(layers):
-            np.matmul(x, w_ih.T, out=out_a)
-            for _ in range(steps):
-                np.matmul(h, w_hh_t, out=out_r)
-            for _ in range(steps):
-                np.matmul(d, w_hh, out=out_h)
-            np.matmul(a_t, x, out=out_w)
-            np.matmul(a_t, x, out=out_w)
-            np.matmul(a, w_ih, out=out_x)
-    gemms()
-    return min(_common.time_block(gemms, 1) for _ in range(3))
+    def best(run):
+        run()
+        return min(_common.time_block(run, 1) for _ in range(3))
+
+    def loop(product):
+        return lambda: [product() for _ in range(steps)]
+    step_forward = min(best(loop(lambda: np.matmul(h, w_hh_t, out=out_r))),
+                       best(loop(lambda: np.matmul(w_hh, h_fm, out=out_r_fm))))
+    step_backward = min(best(loop(lambda: np.matmul(d, w_hh, out=out_h))),
+                        best(loop(lambda: np.matmul(w_hh_t, d_fm, out=out_h_fm))))
+    sequence = best(lambda: (np.matmul(x, w_ih.T, out=out_a), np.matmul(a_t, x, out=out_w),
+                             np.matmul(a_t, x, out=out_w), np.matmul(a, w_ih, out=out_x)))
+    return layers * (step_forward + step_backward + sequence)
 
 
 def memory_child(args) -> None:
-    """Run in a subprocess: one warm-up step, then the peak memory of one more step."""
+    """Run in a subprocess: the peak memory of the first training step, over what the model,
+    its data and its optimizer state already hold."""
     import tracemalloc
+    build(args.cell, 2, 3, 8, args.layers, args.lib)()  # load libraries, compile: not per-step memory
     step = build(args.cell, args.batch, args.steps, args.hidden, args.layers, args.lib)
-    step()
+    if args.lib == "torch":  # torch's Adam creates its state on the first step: create it now
+        import torch
+        for p in step.optimizer.param_groups[0]["params"]:
+            p.grad = torch.zeros_like(p)
+        step.optimizer.step()  # a zero gradient leaves the weights as they are
     gc.collect()
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset VmHWM to the current RSS

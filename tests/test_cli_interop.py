@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rnnkit.checkpoint import load_checkpoint
+from clirun import run_cli
 from rnnkit.cli import main
 from rnnkit.losses import mse, softmax_cross_entropy
 from rnnkit.models.language import LanguageModel
@@ -38,12 +40,7 @@ def language_model(tmp_path):
 
 
 def run(argv, capsys):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exit_info:  # argparse's own rejections
-        code = exit_info.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_cli(capsys, *argv)
 
 
 def test_export_to_onnx_runs_in_onnxruntime(language_model, tmp_path, capsys):
@@ -52,7 +49,8 @@ def test_export_to_onnx_runs_in_onnxruntime(language_model, tmp_path, capsys):
     code, out, err = run(["export", path, "--to", "onnx", tmp_path / "lm.onnx"], capsys)
     assert (code, err) == (0, "") and "lm.onnx" in out
     session = ort.InferenceSession(str(tmp_path / "lm.onnx"), providers=["CPUExecutionProvider"])
-    assert json.loads(session.get_modelmeta().custom_metadata_map["rnnkit.vocabulary"]) == VOCABULARY
+    language_model = json.loads(session.get_modelmeta().custom_metadata_map["rnnkit.language_model"])
+    assert language_model == {"kind": "char-lm", "vocabulary": VOCABULARY}
     ids = np.random.default_rng(0).integers(0, len(VOCABULARY), (9, 3))
     expected, (h, c), _ = network.forward(ids)
     zeros = np.zeros((2, 3, 8), np.float32)
@@ -68,7 +66,8 @@ import numpy as np
 import onnxruntime as ort
 
 session = ort.InferenceSession("model.onnx")        # from: rnnkit export runs/lm/best.safetensors --to onnx model.onnx
-vocabulary = json.loads(session.get_modelmeta().custom_metadata_map["rnnkit.vocabulary"])
+metadata = session.get_modelmeta().custom_metadata_map
+vocabulary = json.loads(metadata["rnnkit.language_model"])["vocabulary"]
 state = {i.name: np.zeros((i.shape[0], 1, i.shape[2]), np.float32) for i in session.get_inputs()[1:]}  # h0 [, c0]
 token, text = vocabulary.index("\n"), ""
 for _ in range(200):                                 # greedy: always the likeliest next character
@@ -111,6 +110,21 @@ def test_torch_export_and_import_round_trip_to_a_sampling_language_model(languag
         np.testing.assert_array_equal(p.value, q.value, err_msg=name)
     code, out, err = run(["lm", "sample", tmp_path / "back.safetensors", "--length", "30"], capsys)
     assert code == 0 and len(out) == 31 and set(out) <= set(VOCABULARY)
+
+
+def test_a_word_level_language_model_keeps_its_level_and_unknown_token(tmp_path, capsys):
+    words = ["the", "cat", "sat", "\n", "<unk>"]
+    user = {"kind": "char-lm", "vocabulary": words, "level": "words", "unknown": "<unk>",
+            "settings": {"source_file": "/home/someone/private.txt"}}
+    config = NetworkConfig(input_size=5, output_size=5, cell="gru", hidden_size=4, input_kind="embedding",
+                           embedding_size=3)
+    save_trained(tmp_path / "words.safetensors", config, softmax_cross_entropy, user)
+    assert run(["export", tmp_path / "words.safetensors", "--to", "torch", tmp_path / "state.safetensors"],
+               capsys)[0] == 0
+    assert run(["import-torch", tmp_path / "state.safetensors", tmp_path / "back.safetensors"], capsys)[0] == 0
+    _, info = load_checkpoint(tmp_path / "back.safetensors")
+    assert info["user"] == {"kind": "char-lm", "vocabulary": words, "level": "words", "unknown": "<unk>"}
+    assert info["model"] == config.to_dict()
 
 
 def test_import_of_a_foreign_torch_state_with_a_vocabulary(tmp_path, capsys):

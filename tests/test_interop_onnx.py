@@ -114,6 +114,15 @@ def test_network_matches_onnxruntime(seed):
         assert_matches(network, runner, network_inputs(config, steps, batch, rng), rng)
 
 
+@pytest.mark.skipif(not hasattr(NetworkConfig, "tie_weights"), reason="no tied weights in this rnnkit")
+def test_tied_weights_network_matches_onnxruntime():
+    config = NetworkConfig(input_size=9, output_size=9, cell="lstm", hidden_size=4, num_layers=2,
+                           input_kind="embedding", embedding_size=4, tie_weights=True)
+    network = SequenceNetwork(config, rng=2).eval()
+    rng = np.random.default_rng(2)
+    assert_matches(network, to_onnx(network), rng.integers(0, 9, (5, 3)), rng)
+
+
 def test_stepping_the_graph_one_step_at_a_time_equals_one_run():
     config = NetworkConfig(input_size=7, output_size=7, cell="lstm", hidden_size=5, num_layers=2,
                            input_kind="embedding", embedding_size=3, bidirectional=False)
@@ -133,7 +142,8 @@ def test_stepping_the_graph_one_step_at_a_time_equals_one_run():
 def test_a_float64_model_exports_as_float32():
     layer = rnnkit.GRU(3, 4, 2, bidirectional=True, dtype=np.float64, rng=0).eval()
     proto = to_onnx(layer)
-    assert {t.data_type for t in proto.graph.initializer if t.name.endswith(("W", "R", "B"))} == {onnx.TensorProto.FLOAT}
+    weights = [t for t in proto.graph.initializer if t.name.endswith(("W", "R", "B"))]
+    assert {t.data_type for t in weights} == {onnx.TensorProto.FLOAT}
     x = np.random.default_rng(0).standard_normal((4, 2, 3)).astype(np.float32)
     assert_matches(layer, proto, x, np.random.default_rng(1))
 
@@ -168,11 +178,12 @@ def test_the_written_file_passes_the_checker_and_records_the_configuration(tmp_p
     config = NetworkConfig(input_size=6, output_size=6, cell="gru", hidden_size=4, num_layers=2,
                            input_kind="one_hot", bidirectional=True)
     path = tmp_path / "model.onnx"
-    export_onnx(SequenceNetwork(config), path, metadata={"rnnkit.vocabulary": list("abcdef")})
+    language_model = {"kind": "char-lm", "vocabulary": list("abcdef")}
+    export_onnx(SequenceNetwork(config), path, metadata={"rnnkit.language_model": language_model})
     model = onnx.load(str(path))
     onnx.checker.check_model(model, full_check=True)
     properties = {p.key: json.loads(p.value) for p in model.metadata_props}
-    assert properties == {"rnnkit.model": config.to_dict(), "rnnkit.vocabulary": list("abcdef")}
+    assert properties == {"rnnkit.model": config.to_dict(), "rnnkit.language_model": language_model}
     assert [n.op_type for n in model.graph.node].count("GRU") == 2  # one node per layer
     assert [i.name for i in model.graph.input] == ["input", "h0"]
     assert [o.name for o in model.graph.output] == ["output", "hn"]

@@ -165,7 +165,8 @@ def test_export_then_import_gives_back_the_same_network_and_vocabulary(tmp_path)
     config = NetworkConfig(input_size=4, output_size=4, cell="rnn", hidden_size=3, num_layers=2, dropout=0.2,
                            input_kind="one_hot", bidirectional=True, nonlinearity="relu")
     network = SequenceNetwork(config, rng=5)
-    export_torch(network, tmp_path / "state.safetensors", vocabulary=list("wxyz"))
+    language_model = {"kind": "char-lm", "vocabulary": list("wxyz")}
+    export_torch(network, tmp_path / "state.safetensors", language_model=language_model)
     back = import_torch(tmp_path / "state.safetensors", tmp_path / "back.safetensors")
     assert back.config == config
     for (name, p), (_, q) in zip(network.named_parameters(), back.named_parameters()):
@@ -173,7 +174,20 @@ def test_export_then_import_gives_back_the_same_network_and_vocabulary(tmp_path)
     assert LanguageModel.load(tmp_path / "back.safetensors").vocabulary.tokens == list("wxyz")
     tensors, description = read_state(tmp_path / "state.safetensors")
     assert sorted(tensors) == sorted(name for name, _ in network.named_parameters())
-    assert description["vocabulary"] == list("wxyz") and description["one_hot"] == 4
+    assert description["language_model"]["vocabulary"] == list("wxyz") and description["one_hot"] == 4
+
+
+@pytest.mark.skipif(not hasattr(NetworkConfig, "tie_weights"), reason="no tied weights in this rnnkit")
+def test_tied_weights_export_under_both_names_and_come_back_tied(tmp_path, monkeypatch):
+    config = NetworkConfig(input_size=6, output_size=6, cell="gru", hidden_size=4, input_kind="embedding",
+                           embedding_size=4, tie_weights=True)
+    network = SequenceNetwork(config, rng=4).eval()
+    export_torch(network, tmp_path / "model.safetensors")
+    inputs = np.random.default_rng(4).integers(0, 6, (5, 2))
+    namespace = run_readme_snippet(tmp_path, inputs, monkeypatch)
+    np.testing.assert_allclose(namespace["logits"].numpy(), network.forward(inputs)[0], **TOLERANCE)
+    back = import_torch(tmp_path / "model.safetensors", tmp_path / "back.safetensors")
+    assert back.config == config and back.head.weight is back.embedding.weight
 
 
 def test_export_does_not_import_torch(tmp_path):

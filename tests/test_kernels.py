@@ -72,7 +72,7 @@ def test_kernels_match_numpy(kind, dtype):
 
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh"])
 @pytest.mark.parametrize("variation", [{"bias": False}, {"with_dy": False}, {"layers": 1, "bidirectional": False},
-                                       {"steps": 1, "batch": 1}])
+                                       {"steps": 1, "batch": 2}])
 def test_kernels_match_numpy_variations(kind, variation):
     assert_agree(run_layer(kind, np.float32, True, **variation), run_layer(kind, np.float32, False, **variation),
                  TOLERANCE[np.float32])
@@ -163,3 +163,39 @@ def test_describe_names_the_path():
     assert kernels.describe().startswith("on")
     with kernels.use_kernels(False):
         assert kernels.describe().startswith("off")
+
+
+def test_add_matmul_accumulates_for_every_layout():
+    rng = np.random.default_rng(8)
+    a, b = rng.standard_normal((6, 4)).astype(np.float32), rng.standard_normal((4, 5)).astype(np.float32)
+    wide = rng.standard_normal((4, 9)).astype(np.float32)
+    for left, right in [(a, b), (np.ascontiguousarray(a.T).T, b), (a, np.ascontiguousarray(b.T).T),
+                        (a, wide[:, 2:7]), (a[::2], b), (a, b[:, ::-1])]:
+        out = np.ones((left.shape[0], right.shape[1]), np.float32)
+        kernels.add_matmul(out, left, right)
+        np.testing.assert_allclose(out, 1.0 + left @ right, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh"])
+def test_kernels_leave_their_inputs_alone(kind):
+    """One sequence of one step, straight into the kernel (the time loop keeps B = 1 in NumPy):
+    every (1, H) state is contiguous both ways, so a kernel that wrote into an
+    `ascontiguousarray` of it would change the caller's array. And the numbers still agree."""
+    cls, options = LAYERS[kind]
+    cell = cls(3, 4, rng=1, **options)._cells[0][0]
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 1, 3)).astype(np.float32)
+    state0 = tuple(rng.standard_normal((1, 4)).astype(np.float32) for _ in cell.state_names)
+    d_final = tuple(rng.standard_normal((1, 4)).astype(np.float32) for _ in cell.state_names)
+    dy = rng.standard_normal((1, 1, 4)).astype(np.float32)
+    kept = [a.copy() for a in state0 + d_final + (dy,)]
+    fused = cell.fused()
+    y, _, cache = fused.forward_sequence(cell, x, state0)
+    cache.x = x
+    fused.backward_sequence(cell, dy, d_final, cache)
+    for before, after in zip(kept, state0 + d_final + (dy,)):
+        np.testing.assert_array_equal(before, after)
+    with kernels.use_kernels(False):
+        from rnnkit.timeloop import forward_sequence
+        y_numpy, _, _ = forward_sequence(cell, x, state0)
+    np.testing.assert_allclose(y, y_numpy, rtol=0, atol=1e-6)

@@ -72,7 +72,7 @@ def test_cli_trains_on_a_tsv_and_translates(tmp_path, capsys):
     assert "held-out exact match:" in capsys.readouterr().out
     checkpoint = str(tmp_path / "run" / "last.safetensors")
     assert main(["seq2seq", "translate", checkpoint, "abc", "hello", "--beam", "2"]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
+    lines = capsys.readouterr().out.splitlines()  # one line per source (an untrained model may write "")
     assert len(lines) == 2 and all(set(line) <= set("abcdefghijklmnopqrstuvwxyz") for line in lines)
 
 

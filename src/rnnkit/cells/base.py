@@ -126,15 +126,16 @@ class Cell:
         x: (T, B, I) inputs; d_input, d_recurrent: (T, B, G*H)."""
         rows = self.num_blocks * self.hidden_size
         d_input_2d = d_input.reshape(-1, rows)
-        self.weight_ih.grad += d_input_2d.T @ x.reshape(-1, self.input_size)
+        kernels.add_matmul(self.weight_ih.grad, d_input_2d.T, x.reshape(-1, self.input_size))
         self.add_recurrent_weight_grad(cache, d_recurrent.reshape(-1, rows))
         if self.bias_ih is not None:
-            self.bias_ih.grad += d_input_2d.sum(axis=0)
-            self.bias_hh.grad += d_recurrent.reshape(-1, rows).sum(axis=0)
+            d_bias = d_input_2d.sum(axis=0)
+            self.bias_ih.grad += d_bias
+            self.bias_hh.grad += d_bias if d_recurrent is d_input else d_recurrent.reshape(-1, rows).sum(axis=0)
 
     def add_recurrent_weight_grad(self, cache, d_recurrent_2d: np.ndarray) -> None:
         h_prev = cache.h[:-1].reshape(-1, self.hidden_size)
-        self.weight_hh.grad += d_recurrent_2d.T @ h_prev
+        kernels.add_matmul(self.weight_hh.grad, d_recurrent_2d.T, h_prev)
 
     def internals(self, cache) -> dict[str, np.ndarray]:
         """Every step's activations by name, each (T, B, width), in processing order."""

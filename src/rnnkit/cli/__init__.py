@@ -11,8 +11,10 @@ import argparse
 import sys
 
 from ..train import TrainingDiverged
-from . import caption, lm
+from . import caption, lm, seq2seq
 from . import interop
+from . import classify
+from . import forecast
 
 __all__ = ["main", "build_parser"]
 
@@ -31,7 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = parser.add_subparsers(dest="task", metavar="TASK", required=True)
     lm.add_parser(tasks)
     caption.add_parser(tasks)
+    seq2seq.add_parser(tasks)
     interop.add_parser(tasks)
+    classify.add_parser(tasks)
+    forecast.add_parser(tasks)
     return parser
 
 

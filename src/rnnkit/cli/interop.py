@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..checkpoint import load_checkpoint
 from ..data.text import Vocabulary, read_text
+from ..models.language import KIND as LANGUAGE_MODEL
 from ..network import INPUT_KINDS, NetworkConfig, SequenceNetwork
 from ..train import load_model_weights
 
@@ -63,18 +64,27 @@ def load_network(path: str) -> tuple[SequenceNetwork, dict]:
     return network, info.get("user") or {}
 
 
+def language_model_metadata(user: dict) -> dict | None:
+    """What `LanguageModel.load` reads from a checkpoint's user metadata, if it is a language
+    model: kind, vocabulary, and (word models) level and unknown token."""
+    if user.get("kind") != LANGUAGE_MODEL:
+        return None
+    return {key: user[key] for key in ("kind", "vocabulary", "level", "unknown") if user.get(key) is not None}
+
+
 def run_export(args) -> int:
     network, user = load_network(args.checkpoint)
-    vocabulary = user.get("vocabulary")
+    language_model = language_model_metadata(user)
     if args.to == "onnx":
         try:
             from ..interop.onnx import export_onnx
-            export_onnx(network, args.out, metadata={"rnnkit.vocabulary": vocabulary} if vocabulary else None)
+            metadata = {"rnnkit.language_model": language_model} if language_model else None
+            export_onnx(network, args.out, metadata=metadata)
         except ImportError as error:  # the optional extra is missing: a user error, one line
             raise ValueError(str(error)) from None
     else:
         from ..interop.torch import export_torch
-        export_torch(network, args.out, vocabulary=vocabulary)
+        export_torch(network, args.out, language_model=language_model)
     print(f"wrote {args.out} ({args.to})")
     return 0
 

@@ -13,6 +13,7 @@ from ..data.pairs import TASKS, PairVocabulary, generate_pairs, read_pairs
 from ..losses import softmax_cross_entropy
 from ..models.seq2seq import Seq2Seq, Seq2SeqConfig
 from ..optim import Adam
+from ..schedules import CosineDecay
 from ..train import Trainer, load_model_weights
 from .options import fraction, non_negative_int, positive_float, positive_int
 
@@ -39,7 +40,8 @@ def add_parser(tasks) -> None:
     train.add_argument("--embed", type=positive_int, default=32, help="character embedding size (default: 32)")
     train.add_argument("--epochs", type=positive_int, default=30, help="passes over the pairs (default: 30)")
     train.add_argument("--batch", type=positive_int, default=64, help="pairs per step (default: 64)")
-    train.add_argument("--lr", type=positive_float, default=0.01, help="Adam's learning rate (default: 0.01)")
+    train.add_argument("--lr", type=positive_float, default=0.01,
+                       help="Adam's first learning rate, decayed to 0 along a cosine (default: 0.01)")
     train.add_argument("--beam", type=positive_int, default=1, help="beam width for the held-out test (default: 1)")
     train.add_argument("--seed", type=non_negative_int, default=0, help="(default: 0)")
     train.add_argument("--out", default="runs/seq2seq", help="output folder (default: runs/seq2seq)")
@@ -82,8 +84,13 @@ def run_train(args) -> int:
     config = Seq2SeqConfig(len(vocabulary), cell=args.cell, hidden_size=args.hidden, num_layers=args.layers,
                            embedding_size=args.embed)
     model = Seq2Seq(config, rng=args.seed)
-    trainer = Trainer(model, Adam(model.parameters(), lr=args.lr), softmax_cross_entropy, clip_norm=5.0)
     batches = ExampleBatches(inputs, targets, mask=mask, context=sources, batch_size=args.batch, seed=args.seed)
+    optimizer = Adam(model.parameters(), lr=args.lr)
+    # The rate falls to zero along a cosine over the run: large steps early, fine ones at the end
+    # (with a constant rate the accuracy on addition kept jumping around 98 %).
+    schedule = CosineDecay(optimizer, total_steps=args.epochs * len(batches))
+    trainer = Trainer(model, optimizer, softmax_cross_entropy, clip_norm=5.0, schedule=schedule,
+                      schedule_unit="step")
     print(f"training an encoder-decoder ({args.cell}, {args.hidden} units) on {len(train):,} pairs of {name}",
           file=sys.stderr)
     max_length = max(len(target) for _, target in pairs) + 2

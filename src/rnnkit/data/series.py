@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 __all__ = ["Series", "NAMED_SERIES", "load_series", "load_named", "read_csv", "check_finite",
-           "interpolate_gaps", "Split", "chronological_split", "Scaler", "sliding_windows"]
+           "interpolate_gaps", "Split", "chronological_split", "Scaler", "sliding_windows", "time_axis",
+           "future_time_labels"]
 
 MISSING_MARKERS = {"", "na", "nan", "n/a", "null", "none", "-"}
 
@@ -96,9 +97,10 @@ def _format_number(value: float) -> str:
 # ------------------------------------------------------------------------------- CSV files
 def read_csv(path: str | Path, column: str, *, time_column: str | None = None,
              covariates: tuple[str, ...] | list[str] = (), season: int = 1) -> Series:
-    """The numeric `column` (and `covariates`) of a CSV file with a header row. Empty cells and
-    NA/NaN/null count as missing (NaN); 'inf' is infinite; both are allowed here and reported
-    by `check_finite`. Anything else that is not a number raises ValueError with its line."""
+    """The numeric `column` (and `covariates`) of a CSV file with a header row, one row per time
+    step (blank lines are skipped). Empty cells and NA/NaN/null count as missing (NaN); 'inf' is
+    infinite; both are allowed here and reported by `check_finite`. Anything else that is not a
+    number raises ValueError with its line."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"CSV file {path} does not exist")
@@ -192,7 +194,8 @@ def check_finite(series: Series, *, fill: bool = False) -> Series:
         if nan or inf:
             parts = [f"{nan} missing (NaN)"] * bool(nan) + [f"{inf} infinite"] * bool(inf)
             first = int(np.flatnonzero(~np.isfinite(column))[0])
-            problems.append(f"column {name!r} has {' and '.join(parts)} value(s), the first at position {first}")
+            where = f"time {series.time[first]}" if series.time is not None else f"data row {first + 1}"
+            problems.append(f"column {name!r} has {' and '.join(parts)} value(s), the first at {where}")
     if not problems:
         return series
     if not fill:
@@ -235,27 +238,35 @@ def chronological_split(length: int, validation_fraction: float, test_fraction: 
 # ------------------------------------------------------------------------------ the scaler
 @dataclass(frozen=True)
 class Scaler:
-    """Standardisation fitted on the training part only:
+    """Standardisation statistics, fitted on the training part only:
 
-        level z_t = (y_t - level_mean) / level_scale
-        change    (y_{t+1} - y_t) / change_scale
-        covariate (x_t - covariate_mean) / covariate_scale     (per column)
+        level              z_t = (y_t - level_mean) / level_scale
+        change             (y_{t+1} - y_t) / change_scale
+        seasonal change    (y_t - y_{t-m} - seasonal_mean) / seasonal_scale     (season m > 1)
+        covariate          (x_t - covariate_mean) / covariate_scale             (per column)
 
     A scale of zero (a constant column) is replaced by 1, so a constant maps to 0."""
 
     level_mean: float
     level_scale: float
     change_scale: float
+    season: int = 1
+    seasonal_mean: float = 0.0
+    seasonal_scale: float = 1.0
     covariate_mean: tuple[float, ...] = ()
     covariate_scale: tuple[float, ...] = ()
 
     @classmethod
-    def fit(cls, values: np.ndarray, covariates: np.ndarray | None = None) -> "Scaler":
+    def fit(cls, values: np.ndarray, covariates: np.ndarray | None = None, season: int = 1) -> "Scaler":
         values = np.asarray(values, dtype=np.float64)
         if len(values) < 2:
             raise ValueError("the scaler needs at least two training values")
+        if season > 1 and len(values) <= season + 1:
+            raise ValueError(f"the scaler needs more than {season + 1} training values for a season of {season}")
         covariates = np.zeros((len(values), 0)) if covariates is None else np.asarray(covariates, np.float64)
-        return cls(float(values.mean()), _nonzero(values.std()), _nonzero(np.diff(values).std()),
+        seasonal = values[season:] - values[:-season] if season > 1 else np.zeros(1)
+        return cls(float(values.mean()), _nonzero(values.std()), _nonzero(np.diff(values).std()), int(season),
+                   float(seasonal.mean()), _nonzero(seasonal.std()),
                    tuple(map(float, covariates.mean(axis=0))), tuple(map(_nonzero, covariates.std(axis=0))))
 
     def covariates(self, covariates: np.ndarray) -> np.ndarray:
@@ -263,13 +274,13 @@ class Scaler:
         return (covariates - np.asarray(self.covariate_mean)) / np.asarray(self.covariate_scale)
 
     def to_dict(self) -> dict:
-        return {"level_mean": self.level_mean, "level_scale": self.level_scale, "change_scale": self.change_scale,
-                "covariate_mean": list(self.covariate_mean), "covariate_scale": list(self.covariate_scale)}
+        return {**asdict(self), "covariate_mean": list(self.covariate_mean),
+                "covariate_scale": list(self.covariate_scale)}
 
     @classmethod
     def from_dict(cls, values: dict) -> "Scaler":
-        return cls(float(values["level_mean"]), float(values["level_scale"]), float(values["change_scale"]),
-                   tuple(values["covariate_mean"]), tuple(values["covariate_scale"]))
+        return cls(**{**values, "covariate_mean": tuple(values["covariate_mean"]),
+                      "covariate_scale": tuple(values["covariate_scale"])})
 
 
 def _nonzero(scale: float) -> float:
@@ -288,3 +299,43 @@ def sliding_windows(array: np.ndarray, window: int, origins: np.ndarray) -> np.n
                          f"got [{origins.min()}, {origins.max()}]")
     steps = origins[:, None] - window + 1 + np.arange(window)[None, :]
     return np.asarray(array)[steps]
+
+
+# ------------------------------------------------------------------------------ time labels
+def time_axis(labels: np.ndarray | None, length: int) -> np.ndarray:
+    """Plottable x values for time labels: numbers, numpy datetimes, or positions 0..N-1."""
+    if labels is None or len(labels) != length:
+        return np.arange(length)
+    try:
+        return np.asarray(labels, dtype=np.float64)
+    except ValueError:
+        pass
+    try:
+        return np.asarray(labels, dtype="datetime64[D]")
+    except ValueError:
+        return np.arange(length)
+
+
+def future_time_labels(labels: np.ndarray | None, horizon: int) -> list[str] | None:
+    """Labels of the `horizon` steps after the last one when the time labels are regular:
+    numbers with a constant step, dates a constant number of days or months apart; else None."""
+    if labels is None or len(labels) < 2:
+        return None
+    axis = time_axis(labels, len(labels))
+    steps = np.arange(1, horizon + 1)
+    if np.issubdtype(axis.dtype, np.floating):
+        step = np.diff(axis)
+        if np.allclose(step, step[-1]):
+            return [_format_number(v) for v in axis[-1] + step[-1] * steps]
+        return None
+    if np.issubdtype(axis.dtype, np.datetime64):
+        days = np.diff(axis).astype(np.int64)
+        if np.all(days == days[-1]):
+            return [str(d) for d in axis[-1] + days[-1] * steps]
+        months = axis.astype("datetime64[M]")
+        month_step = np.diff(months).astype(np.int64)
+        same_day = np.all(axis - months.astype("datetime64[D]") == axis[-1] - months[-1].astype("datetime64[D]"))
+        if same_day and np.all(month_step == month_step[-1]) and month_step[-1] > 0:
+            offset = axis[-1] - months[-1].astype("datetime64[D]")
+            return [str((months[-1] + month_step[-1] * s).astype("datetime64[D]") + offset) for s in steps]
+    return None

@@ -14,7 +14,9 @@ The graph of a SequenceNetwork, with L layers, D directions, H hidden units, T a
     hn, cn  (L*D, B, H)                the Y_h (and Y_c) of the layers, concatenated
 
 so a caller steps the model by feeding hn/cn back as h0/c0. Dropout is the identity here
-(inference). A bare RNN/LSTM/GRU layer exports the same way without encoder and head: inputs
+(inference); an id outside the vocabulary gives a zero one-hot vector (rnnkit raises). The
+model's metadata_props hold the configuration ("rnnkit.model") and, from `rnnkit export`, a
+language model's vocabulary ("rnnkit.language_model"), each as JSON. A bare RNN/LSTM/GRU layer exports the same way without encoder and head: inputs
 `input` (T, B, I) ((B, T, I) if batch_first), `h0` [, `c0`]; outputs `output`, `hn` [, `cn`].
 
 Weight layouts. ONNX stacks the directions on a leading axis: W (D, G*H, I), R (D, G*H, H),

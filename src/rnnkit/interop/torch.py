@@ -12,8 +12,10 @@ Layout. Our parameter names and gate orders are PyTorch's (LSTM blocks i, f, g, 
 
 The file's safetensors metadata "rnnkit.torch" is JSON describing the PyTorch modules to build:
 {"modules": {name: [torch.nn class, args, kwargs]}, "input_kind", "one_hot": V or null,
-"vocabulary": [...] when the model has one, "rnnkit.model": our configuration}, which is what the
-README's snippet reads (tests/test_interop_torch.py runs that snippet).
+"rnnkit.model": our configuration, and for a language model "language_model": {"kind",
+"vocabulary", ...} as its checkpoint records them}, which is what the README's snippet reads
+(tests/test_interop_torch.py runs that snippet). Tied weights (the head reusing the embedding
+matrix) are written under both names, as two equal tensors PyTorch loads untied.
 
 What PyTorch's layers cannot compute is refused: peepholes and Greff's variants (NP, and V
 without peepholes, are the plain LSTM and fine), the textbook GRU (reset_after=False: PyTorch applies the reset gate
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -88,15 +91,19 @@ def torch_modules(network: SequenceNetwork) -> dict:
             "rnnkit.model": config.to_dict()}
 
 
-def export_torch(network: SequenceNetwork, path: str | Path, *, vocabulary: list[str] | None = None) -> None:
+def export_torch(network: SequenceNetwork, path: str | Path, *, language_model: dict | None = None) -> None:
     """Write the network's parameters as a PyTorch state dict (safetensors, float32) with the
-    "rnnkit.torch" metadata; `vocabulary` (token per id) is stored there too."""
+    "rnnkit.torch" metadata; `language_model` (a checkpoint's {"kind", "vocabulary", ...}) is
+    stored there too."""
     description = torch_modules(network)
     if not Path(path).parent.is_dir():
         raise FileNotFoundError(f"cannot write {path}: the folder {Path(path).parent} does not exist")
-    if vocabulary is not None:
-        description["vocabulary"] = list(vocabulary)
-    tensors = {name: np.ascontiguousarray(p.value, dtype=np.float32) for name, p in network.named_parameters()}
+    if language_model:
+        description["language_model"] = dict(language_model)
+    # Module by module, so that a weight the head shares with the embedding is written under both names.
+    parts = [("embedding", getattr(network, "embedding", None)), ("rnn", network.rnn), ("head", network.head)]
+    tensors = {name: np.array(p.value, dtype=np.float32) for prefix, module in parts if module is not None
+               for name, p in module.named_parameters(prefix + ".")}
     safetensors.numpy.save_file(tensors, str(path), metadata={METADATA_KEY: json.dumps(description)})
 
 
@@ -229,7 +236,9 @@ def network_from_state(tensors: dict[str, np.ndarray], description: dict | None 
         embedding_size=rnn_input if embedding_params is not None else 0,
         dropout=float(saved.get("dropout", rnn_kwargs.get("dropout", 0.0))),
         nonlinearity=nonlinearity or rnn_kwargs.get("nonlinearity", "tanh"), **shape)
-    network = SequenceNetwork(config)
+    tied = bool(saved.get("tie_weights")) and embedding_params is not None and np.array_equal(
+        embedding_params["weight"], head_params["weight"])  # tied in rnnkit, and still equal: tie again
+    network = SequenceNetwork(replace(config, tie_weights=True) if tied else config)
     state = {f"rnn.{name}": value for name, value in rnn_params.items()}
     for name, p in network.rnn.named_parameters():  # bias=False in PyTorch: zero biases compute the same
         if name.startswith("bias_") and name not in rnn_params and name.replace("bias", "weight") in rnn_params:
@@ -238,6 +247,8 @@ def network_from_state(tensors: dict[str, np.ndarray], description: dict | None 
     state["head.bias"] = head_params.get("bias", np.zeros(config.output_size, np.float32))
     if embedding_params is not None:
         state["embedding.weight"] = embedding_params["weight"]
+    if tied:
+        del state["head.weight"]  # the same Parameter as embedding.weight
     ours = {name for name, _ in network.named_parameters()}
     extra, missing = sorted(set(state) - ours), sorted(ours - set(state))
     if extra or missing:
@@ -254,23 +265,22 @@ def import_torch(source: str | Path, target: str | Path, *, vocabulary: Vocabula
     """Read the PyTorch state dict `source`, write an rnnkit checkpoint `target` holding the
     network's weights and {"rnnkit_version", "model", "user"} metadata, as `Trainer.save` does
     (no optimizer: the checkpoint is for inference, `rnnkit lm sample` and the like). With a
-    vocabulary (or one in the file's metadata) it is a character-level language model that
-    `LanguageModel.load` reads; without an embedding, its ids are read as one-hot vectors unless
-    the caller says otherwise. `options` go to `network_from_state`."""
+    vocabulary it is a character-level language model that `LanguageModel.load` reads; without
+    one, the language model an rnnkit export recorded (if any) comes back. A language model
+    without an embedding reads its ids as one-hot vectors unless the caller says otherwise.
+    `options` go to `network_from_state`."""
     tensors, description = read_state(source)
-    if vocabulary is None and description.get("vocabulary") is not None:
-        vocabulary = Vocabulary(description["vocabulary"])
-    options.setdefault("default_input_kind", "features" if vocabulary is None else "one_hot")
-    network = network_from_state(tensors, description, **options)
-    user = {}
+    user = dict(description.get("language_model") or {})
     if vocabulary is not None:
-        config = network.config
-        sizes = (config.input_size, config.output_size)
-        if config.input_kind == "features" or sizes != (len(vocabulary), len(vocabulary)):
+        user = {"kind": LANGUAGE_MODEL, "vocabulary": vocabulary.tokens}
+    options.setdefault("default_input_kind", "one_hot" if user else "features")
+    network = network_from_state(tensors, description, **options)
+    if user:
+        config, size = network.config, len(user["vocabulary"])
+        if config.input_kind == "features" or (config.input_size, config.output_size) != (size, size):
             reads = "float features" if config.input_kind == "features" else f"{config.input_size} symbols"
             raise ValueError(f"the network reads {reads} and writes {config.output_size}, but the vocabulary has "
-                             f"{len(vocabulary)} tokens; a language model reads and writes one per token")
-        user = {"kind": LANGUAGE_MODEL, "vocabulary": vocabulary.tokens}
+                             f"{size} tokens; a language model reads and writes one per token")
     tensors = {name: p.value for name, p in network.named_parameters()}
     metadata = {"rnnkit_version": __version__, "model": network.config.to_dict(), "user": user}
     save_checkpoint(target, tensors, metadata)

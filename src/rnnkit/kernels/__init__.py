@@ -13,10 +13,14 @@ The kernels run when Numba imports and NumPy's bundled BLAS is found; otherwise,
 environment variable RNNKIT_KERNELS=0, or inside `use_kernels(False)`, everything runs in NumPy.
 The test suite runs both and checks that they agree (tests/test_kernels.py).
 
-    lstm.py   PyTorch's LSTM: sequence forward/backward, one inference step
-    gru.py    PyTorch's GRU (reset_after=True)
-    elman.py  the Elman RNN, any of its nonlinearities
-    adam.py   one pass of Adam / AdamW over a parameter
+    blas.py         NumPy's own OpenBLAS GEMM/GEMV, callable from compiled code
+    activations.py  tanh (a vectorisable float32 approximation), sigmoid, Elman's by code
+    lstm.py         PyTorch's LSTM: sequence forward/backward (feature-major), inference step
+    gru.py          PyTorch's GRU (reset_after=True)
+    elman.py        the Elman RNN, any of its named nonlinearities
+    adam.py         one pass of Adam / AdamW over a parameter
+    _sequence.py    projection and weight gradients around the loop (the NumPy code's)
+    _workspace.py   big arrays reused across steps (no mmap/page-fault churn)
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from types import ModuleType
 
 import numpy as np
 
-__all__ = ["available", "use_kernels", "load", "gemm_address", "describe"]
+__all__ = ["available", "use_kernels", "load", "gemm_address", "add_matmul", "describe"]
 
 _enabled = os.environ.get("RNNKIT_KERNELS", "1").strip().lower() not in ("0", "false", "no", "off")
 _import_error: str | None = None
@@ -76,6 +80,28 @@ def load(name: str) -> ModuleType:
     if name not in _modules:
         _modules[name] = importlib.import_module(f".{name}", __name__)
     return _modules[name]
+
+
+def add_matmul(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+    """out += a @ b, in place. With the kernels on, one BLAS call with beta = 1 and no
+    temporary (a and b may be transposed views of row-major arrays); else NumPy."""
+    if available(out.dtype) and out.flags.c_contiguous and a.dtype == b.dtype == out.dtype:
+        (a_rows, trans_a), (b_rows, trans_b) = _row_major(a), _row_major(b)
+        if a_rows is not None and b_rows is not None:
+            _blas().gemm(gemm_address(out.dtype), a_rows, b_rows, out, trans_a, trans_b, 1.0)
+            return
+    out += a @ b
+
+
+def _row_major(x: np.ndarray):
+    """(x, False) when x's rows are contiguous, (x.T, True) when its columns are; else None."""
+    def rows_contiguous(y):
+        return y.strides[1] == y.itemsize and (y.shape[0] == 1 or y.strides[0] >= y.shape[1] * y.itemsize)
+    if x.ndim == 2 and rows_contiguous(x):
+        return x, False
+    if x.ndim == 2 and rows_contiguous(x.T):
+        return x.T, True
+    return None, False
 
 
 def describe() -> str:

@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit
 
 from .activations import ACTIVATION_CODES, activate, activation_grad
+from ._sequence import finish_backward, input_projection
 from .blas import find_gemm, find_gemv, gemm, project
 
 kernel = njit(cache=True, error_model="numpy")
@@ -75,14 +76,16 @@ def _activation(cell, dtype):
     return ACTIVATION_CODES[cell.nonlinearity], np.dtype(dtype).type(cell.negative_slope)
 
 
-def forward_sequence(cell, projection: np.ndarray, state0):
+def forward_sequence(cell, x: np.ndarray, state0):
+    """x (T, B, I) -> (outputs (T, B, H), state, cache)."""
+    projection = input_projection(cell, x)
     steps, batch, rows = projection.shape
     dtype = projection.dtype
     h = np.empty((steps + 1, batch, cell.hidden_size), dtype)
     h[0] = state0[0]
     w_hh_t = np.ascontiguousarray(cell.weight_hh.value.T)
     forward_loop(find_gemm(dtype), w_hh_t, _bias(cell.bias_hh, rows, dtype), projection, h, *_activation(cell, dtype))
-    return (h[-1],), SimpleNamespace(h=h)
+    return h[1:], (h[-1],), SimpleNamespace(h=h)
 
 
 def backward_sequence(cell, d_outputs, d_state, cache):
@@ -93,7 +96,7 @@ def backward_sequence(cell, d_outputs, d_state, cache):
     dy = (np.zeros((0, batch, hidden), h.dtype) if d_outputs is None
           else np.ascontiguousarray(d_outputs, dtype=h.dtype))
     backward_loop(find_gemm(h.dtype), cell.weight_hh.value, h, dy, dh, dz, *_activation(cell, h.dtype))
-    return dz, dz, (dh,)
+    return finish_backward(cell, cache, cache.x, dz, dz), (dh,)
 
 
 def step(cell, x: np.ndarray, state):

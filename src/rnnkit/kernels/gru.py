@@ -24,6 +24,7 @@ import numpy as np
 from numba import njit
 
 from .activations import scalar, sigmoid, tanh
+from ._sequence import finish_backward, input_projection
 from .blas import find_gemm, find_gemv, gemm, project
 
 kernel = njit(cache=True, error_model="numpy")
@@ -31,15 +32,34 @@ kernel = njit(cache=True, error_model="numpy")
 
 @njit(inline="always", error_model="numpy")
 def _activate_row(a, p, bias, h_prev, kept, h, hidden):
-    """One sequence's step: a (3H,) input projection -> r, z, n in place."""
+    """One sequence's step: a (3H,) input projection -> r, z, n in place, one short loop per
+    gate over its own contiguous view (what LLVM vectorises)."""
+    r, z, n = a[:hidden], a[hidden:2 * hidden], a[2 * hidden:]
+    p_r, p_z, p_n = p[:hidden], p[hidden:2 * hidden], p[2 * hidden:]
+    b_r, b_z, b_n = bias[:hidden], bias[hidden:2 * hidden], bias[2 * hidden:]
     for j in range(hidden):
-        r = sigmoid(a[j] + p[j] + bias[j])
-        z = sigmoid(a[hidden + j] + p[hidden + j] + bias[hidden + j])
-        q = p[2 * hidden + j] + bias[2 * hidden + j]
-        n = tanh(r * q + a[2 * hidden + j])
-        a[j], a[hidden + j], a[2 * hidden + j] = r, z, n
-        kept[j] = q
-        h[j] = (h_prev[j] - n) * z + n
+        r[j] = sigmoid(r[j] + p_r[j] + b_r[j])
+    for j in range(hidden):
+        z[j] = sigmoid(z[j] + p_z[j] + b_z[j])
+    for j in range(hidden):
+        kept[j] = p_n[j] + b_n[j]
+        n[j] = tanh(r[j] * kept[j] + n[j])
+        h[j] = (h_prev[j] - n[j]) * z[j] + n[j]
+
+
+@njit(inline="always", error_model="numpy")
+def _gradient_row(gates, q, h_prev, dh, dy_prev, d_in, d_rec, hidden, one):
+    """One sequence's step backward; dh becomes dy_{t-1} + dh_t * z (the GEMM adds the rest)."""
+    r, z, n = gates[:hidden], gates[hidden:2 * hidden], gates[2 * hidden:]
+    da_r, da_z, da_n = d_in[:hidden], d_in[hidden:2 * hidden], d_in[2 * hidden:]
+    dr_r, dr_z, dr_n = d_rec[:hidden], d_rec[hidden:2 * hidden], d_rec[2 * hidden:]
+    for j in range(hidden):
+        dz_n = dh[j] * (one - z[j]) * (one - n[j] * n[j])
+        dz_r = dz_n * q[j] * r[j] * (one - r[j])
+        dz_z = dh[j] * (h_prev[j] - n[j]) * z[j] * (one - z[j])
+        da_r[j], da_z[j], da_n[j] = dz_r, dz_z, dz_n
+        dr_r[j], dr_z[j], dr_n[j] = dz_r, dz_z, dz_n * r[j]
+        dh[j] = dh[j] * z[j] + dy_prev[j]
 
 
 @kernel
@@ -61,25 +81,15 @@ def backward_loop(address, w_hh, act, kept, h, dy, dh, d_input, d_recurrent):
     steps, batch, rows = act.shape
     hidden = rows // 3
     one = scalar(act, 1.0)
-    zero = scalar(act, 0.0)
+    no_dy = np.zeros_like(dh)
     has_dy = dy.shape[0] > 0
     if has_dy:
         dh += dy[steps - 1]
     for t in range(steps - 1, -1, -1):
-        add_dy = has_dy and t > 0
+        dy_prev = dy[t - 1] if has_dy and t > 0 else no_dy
         for b in range(batch):
-            gates, q, h_prev, dh_b = act[t, b], kept[t, b], h[t, b], dh[b]
-            da, dr_ = d_input[t, b], d_recurrent[t, b]
-            dy_prev = dy[t - 1, b] if add_dy else dh_b  # (unused unless add_dy)
-            for j in range(hidden):
-                r, z, n = gates[j], gates[hidden + j], gates[2 * hidden + j]
-                d = dh_b[j]
-                dz_n = d * (one - z) * (one - n * n)
-                dz_r = dz_n * q[j] * r * (one - r)
-                dz_z = d * (h_prev[j] - n) * z * (one - z)
-                da[j], da[hidden + j], da[2 * hidden + j] = dz_r, dz_z, dz_n
-                dr_[j], dr_[hidden + j], dr_[2 * hidden + j] = dz_r, dz_z, dz_n * r
-                dh_b[j] = d * z + (dy_prev[j] if add_dy else zero)
+            _gradient_row(act[t, b], kept[t, b], h[t, b], dh[b], dy_prev[b], d_input[t, b], d_recurrent[t, b],
+                          hidden, one)
         gemm(address, d_recurrent[t], w_hh, dh, False, False, 1.0)
 
 
@@ -100,7 +110,9 @@ def _bias(param, rows, dtype):
     return param.value if param is not None else np.zeros(rows, dtype)
 
 
-def forward_sequence(cell, projection: np.ndarray, state0):
+def forward_sequence(cell, x: np.ndarray, state0):
+    """x (T, B, I) -> (outputs (T, B, H), state, cache)."""
+    projection = input_projection(cell, x)
     steps, batch, rows = projection.shape
     dtype = projection.dtype
     h = np.empty((steps + 1, batch, cell.hidden_size), dtype)
@@ -109,7 +121,7 @@ def forward_sequence(cell, projection: np.ndarray, state0):
     w_hh_t = np.ascontiguousarray(cell.weight_hh.value.T)
     forward_loop(find_gemm(dtype), w_hh_t, _bias(cell.bias_hh, rows, dtype), projection, kept, h,
                  np.empty((batch, rows), dtype))
-    return (h[-1],), SimpleNamespace(h=h, act=projection, kept=kept)
+    return h[1:], (h[-1],), SimpleNamespace(h=h, act=projection, kept=kept)
 
 
 def backward_sequence(cell, d_outputs, d_state, cache):
@@ -120,7 +132,7 @@ def backward_sequence(cell, d_outputs, d_state, cache):
     dy = (np.zeros((0, batch, cell.hidden_size), act.dtype) if d_outputs is None
           else np.ascontiguousarray(d_outputs, dtype=act.dtype))
     backward_loop(find_gemm(act.dtype), cell.weight_hh.value, act, cache.kept, cache.h, dy, dh, d_input, d_recurrent)
-    return d_input, d_recurrent, (dh,)
+    return finish_backward(cell, cache, cache.x, d_input, d_recurrent), (dh,)
 
 
 def step(cell, x: np.ndarray, state):

@@ -4,17 +4,23 @@ The same equations as `rnnkit.cells.lstm` (whose NumPy code is the reference), f
 direction of one layer, with the whole time loop in one compiled call:
 
     forward, t = 0 .. T-1:
-        z_t = a_t + h_{t-1} W_hh^T + b_hh           a_t = x_t W_ih^T + b_ih, made by the loop
+        z_t = a_t + W_hh h_{t-1} + b_hh             a_t = W_ih x_t + b_ih, all t in one GEMM
         i, f, g, o = sigma(z_i), sigma(z_f), tanh(z_g), sigma(z_o)
         c_t = f * c_{t-1} + i * g     s_t = tanh(c_t)     h_t = o * s_t
     backward, t = T-1 .. 0 (dh_t = dL/dh_t from the output and from step t+1):
         dc   = dc_t + dh_t * o * (1 - s_t^2)
         dz_o = dh_t * s_t * o (1 - o)      dz_i = dc * g * i (1 - i)
         dz_f = dc * c_{t-1} * f (1 - f)    dz_g = dc * i * (1 - g^2)
-        dc_{t-1} = dc * f                  dh_{t-1} = dy_{t-1} + dz W_hh
+        dc_{t-1} = dc * f                  dh_{t-1} = dy_{t-1} + W_hh^T dz
 
-The cache has the reference's layout (act, c, s, h), so either backward can follow either forward;
-`act` is the input-projection buffer itself, overwritten in place by the activations.
+Feature-major: inside the loop every per-step array is (features, B), a column per sequence,
+so the step's GEMMs are W_hh (4H, H) @ h_{t-1} (H, B) and W_hh^T (H, 4H) @ dz (4H, B). With
+the batch as the GEMM's short *last* dimension, OpenBLAS ran them 1.3-2x faster than the
+batch-major (B, H) @ (H, 4H) the NumPy code makes (185 -> 385 GFLOP/s at B = 32, H = 512 with
+its AVX-512 kernels). The cache keeps act, c and s as (features, T*B) (`act_fm`, ...) and
+offers the reference's (T, B, features) names as transposed views of them; h, which the next
+layer reads, is kept batch-major (T+1, B, H) only. NumPy's backward and `internals()` read the
+cache unchanged.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from types import SimpleNamespace
 import numpy as np
 from numba import njit
 
+from . import _workspace
 from .activations import scalar, sigmoid, tanh
 from .blas import find_gemm, find_gemv, gemm, project
 
@@ -32,57 +39,109 @@ kernel = njit(cache=True, error_model="numpy")
 
 @njit(inline="always", error_model="numpy")
 def _activate_row(z, bias, c_prev, c, s, h, hidden):
-    """One sequence's step: z (4H,) pre-activations without b_hh -> activations, in place."""
+    """One sequence's step, batch-major (the inference step): z (4H,) pre-activations without
+    b_hh -> i, f, g, o in place; then c, s = tanh(c), h. One short loop per gate over its own
+    contiguous view: LLVM vectorises these, and not one loop that reads and writes all four
+    blocks (12x slower, measured)."""
+    i, f, g, o = z[:hidden], z[hidden:2 * hidden], z[2 * hidden:3 * hidden], z[3 * hidden:]
+    b_i, b_f, b_g, b_o = bias[:hidden], bias[hidden:2 * hidden], bias[2 * hidden:3 * hidden], bias[3 * hidden:]
     for j in range(hidden):
-        i = sigmoid(z[j] + bias[j])
-        f = sigmoid(z[hidden + j] + bias[hidden + j])
-        g = tanh(z[2 * hidden + j] + bias[2 * hidden + j])
-        o = sigmoid(z[3 * hidden + j] + bias[3 * hidden + j])
-        z[j], z[hidden + j], z[2 * hidden + j], z[3 * hidden + j] = i, f, g, o
-        c[j] = f * c_prev[j] + i * g
+        i[j] = sigmoid(i[j] + b_i[j])
+    for j in range(hidden):
+        f[j] = sigmoid(f[j] + b_f[j])
+    for j in range(hidden):
+        g[j] = tanh(g[j] + b_g[j])
+    for j in range(hidden):
+        o[j] = sigmoid(o[j] + b_o[j])
+    for j in range(hidden):
+        c[j] = f[j] * c_prev[j] + i[j] * g[j]
         s[j] = tanh(c[j])
-        h[j] = o * s[j]
+        h[j] = o[j] * s[j]
+
+
+@njit(inline="always", error_model="numpy")
+def _activate_unit(act, bias, c_all, s_all, h_now, j, hidden, t, batch):
+    """Hidden unit j at step t, feature-major: its four gate rows over the batch, in place;
+    h_now[j] becomes h_t's row j."""
+    now, nxt = t * batch, (t + 1) * batch
+    i, f = act[j, now:nxt], act[hidden + j, now:nxt]
+    g, o = act[2 * hidden + j, now:nxt], act[3 * hidden + j, now:nxt]
+    b_i, b_f, b_g, b_o = bias[j], bias[hidden + j], bias[2 * hidden + j], bias[3 * hidden + j]
+    c_prev, c, s, h = c_all[j, now:nxt], c_all[j, nxt:nxt + batch], s_all[j, now:nxt], h_now[j]
+    for b in range(batch):
+        i[b] = sigmoid(i[b] + b_i)
+    for b in range(batch):
+        f[b] = sigmoid(f[b] + b_f)
+    for b in range(batch):
+        g[b] = tanh(g[b] + b_g)
+    for b in range(batch):
+        o[b] = sigmoid(o[b] + b_o)
+    for b in range(batch):
+        c[b] = f[b] * c_prev[b] + i[b] * g[b]
+        s[b] = tanh(c[b])
+        h[b] = o[b] * s[b]
+
+
+@njit(inline="always", error_model="numpy")
+def _gradient_unit(act, c_all, s_all, dh, dc, dz, j, hidden, t, batch, one):
+    """Hidden unit j at step t backward: dz's four rows; dc[j] becomes dc_{t-1}."""
+    now, nxt = t * batch, (t + 1) * batch
+    i, f = act[j, now:nxt], act[hidden + j, now:nxt]
+    g, o = act[2 * hidden + j, now:nxt], act[3 * hidden + j, now:nxt]
+    dz_i, dz_f = dz[j, now:nxt], dz[hidden + j, now:nxt]
+    dz_g, dz_o = dz[2 * hidden + j, now:nxt], dz[3 * hidden + j, now:nxt]
+    c_prev, s, dh_j, dc_j = c_all[j, now:nxt], s_all[j, now:nxt], dh[j], dc[j]
+    for b in range(batch):
+        d_cell = dc_j[b] + dh_j[b] * o[b] * (one - s[b] * s[b])
+        dz_i[b] = d_cell * g[b] * i[b] * (one - i[b])
+        dz_f[b] = d_cell * c_prev[b] * f[b] * (one - f[b])
+        dz_g[b] = d_cell * i[b] * (one - g[b] * g[b])
+        dz_o[b] = dh_j[b] * s[b] * o[b] * (one - o[b])
+        dc_j[b] = d_cell * f[b]
 
 
 @kernel
-def forward_loop(address, w_hh_t, b_hh, act, h, c, s):
-    """act: (T, B, 4H) input projections on entry, gate activations on exit; h, c: (T+1, B, H)
-    with the initial state in [0]; s: (T, B, H). w_hh_t: W_hh^T, contiguous (H, 4H)."""
-    steps, batch, rows = act.shape
-    hidden = rows // 4
+def forward_loop(address, w_hh, bias, act, h_now, c, s, h):
+    """act: (4H, T*B) input projections W_ih x_t (no bias) in, gate activations out; c:
+    (H, (T+1)*B) with c_0 in the first B columns; s: (H, T*B); h_now: (H, B), h_0 in, h_T out
+    (the GEMM's operand); h: (T+1, B, H), every h_t batch-major (h[0] is not touched). bias:
+    b_ih + b_hh."""
+    steps, batch, hidden = h.shape[0] - 1, h.shape[1], h.shape[2]
     for t in range(steps):
-        gemm(address, h[t], w_hh_t, act[t], False, False, 1.0)
-        for b in range(batch):
-            _activate_row(act[t, b], b_hh, c[t, b], c[t + 1, b], s[t, b], h[t + 1, b], hidden)
+        gemm(address, w_hh, h_now, act[:, t * batch:(t + 1) * batch], False, False, 1.0)
+        for j in range(hidden):
+            _activate_unit(act, bias, c, s, h_now, j, hidden, t, batch)
+        for b in range(batch):  # the layer's output, batch-major for whatever reads it next
+            h[t + 1, b] = h_now[:, b]
 
 
 @kernel
-def backward_loop(address, w_hh, act, c, s, dy, dh, dc, dz):
-    """dy: (T, B, H) output gradients, or (0, B, H) for none; dh, dc: (B, H) gradients w.r.t.
-    the final state on entry, the initial state on exit; dz: (T, B, 4H) is written."""
-    steps, batch, rows = act.shape
-    hidden = rows // 4
+def backward_loop(address, w_hh_t, act, c, s, dy, dh, dc, dz):
+    """dy: (T, B, H) output gradients, or (0, B, H) for none; dh, dc: (H, B) gradients w.r.t.
+    the final state in, the initial state out; dz: (4H, T*B) written. w_hh_t: W_hh^T (H, 4H)."""
+    hidden, batch = dh.shape
+    steps = act.shape[1] // batch
     one = scalar(act, 1.0)
     has_dy = dy.shape[0] > 0
     if has_dy:
-        dh += dy[steps - 1]
+        _add_transposed(dh, dy[steps - 1], one)
     for t in range(steps - 1, -1, -1):
-        for b in range(batch):
-            gates, grads, c_prev, s_t, dh_b, dc_b = act[t, b], dz[t, b], c[t, b], s[t, b], dh[b], dc[b]
-            for j in range(hidden):
-                i, f = gates[j], gates[hidden + j]
-                g, o = gates[2 * hidden + j], gates[3 * hidden + j]
-                d_cell = dc_b[j] + dh_b[j] * o * (one - s_t[j] * s_t[j])
-                grads[j] = d_cell * g * i * (one - i)
-                grads[hidden + j] = d_cell * c_prev[j] * f * (one - f)
-                grads[2 * hidden + j] = d_cell * i * (one - g * g)
-                grads[3 * hidden + j] = dh_b[j] * s_t[j] * o * (one - o)
-                dc_b[j] = d_cell * f
+        for j in range(hidden):
+            _gradient_unit(act, c, s, dh, dc, dz, j, hidden, t, batch, one)
         if has_dy and t > 0:
-            dh[:] = dy[t - 1]
-            gemm(address, dz[t], w_hh, dh, False, False, 1.0)
+            _add_transposed(dh, dy[t - 1], scalar(act, 0.0))
+            gemm(address, w_hh_t, dz[:, t * batch:(t + 1) * batch], dh, False, False, 1.0)
         else:
-            gemm(address, dz[t], w_hh, dh, False, False, 0.0)
+            gemm(address, w_hh_t, dz[:, t * batch:(t + 1) * batch], dh, False, False, 0.0)
+
+
+@njit(inline="always", error_model="numpy")
+def _add_transposed(target, source, keep):
+    """target (H, B) = keep * target + source.T, source (B, H) batch-major."""
+    for b in range(source.shape[0]):
+        row = source[b]
+        for j in range(row.shape[0]):
+            target[j, b] = keep * target[j, b] + row[j]
 
 
 @kernel
@@ -102,30 +161,59 @@ def _bias(param, rows, dtype):
     return param.value if param is not None else np.zeros(rows, dtype)
 
 
-def forward_sequence(cell, projection: np.ndarray, state0):
-    """The compiled `timeloop.forward_sequence` body: projection (T, B, 4H) -> (state, cache)."""
-    steps, batch, rows = projection.shape
-    dtype = projection.dtype
-    h = np.empty((steps + 1, batch, cell.hidden_size), dtype)
-    c = np.empty_like(h)
-    h[0], c[0] = state0[0], state0[1]
-    s = np.empty((steps, batch, cell.hidden_size), dtype)
-    w_hh_t = np.ascontiguousarray(cell.weight_hh.value.T)  # the faster GEMM layout (PERF.md)
-    forward_loop(find_gemm(dtype), w_hh_t, _bias(cell.bias_hh, rows, dtype), projection, h, c, s)
-    return (h[-1], c[-1]), SimpleNamespace(h=h, c=c, s=s, act=projection)
+def _steps_view(array: np.ndarray, batch: int) -> np.ndarray:
+    """(features, T*B) -> the reference's (T, B, features), as a view."""
+    return array.reshape(array.shape[0], -1, batch).transpose(1, 2, 0)
+
+
+def forward_sequence(cell, x: np.ndarray, state0):
+    """The whole forward of one direction: x (T, B, I) -> (outputs (T, B, H), state, cache)."""
+    steps, batch, features = x.shape
+    dtype, hidden = x.dtype, cell.hidden_size
+    rows = 4 * hidden
+    act = _workspace.empty((rows, steps * batch), dtype)
+    gemm(find_gemm(dtype), cell.weight_ih.value, x.reshape(steps * batch, features), act, False, True, 0.0)
+    bias = _bias(cell.bias_ih, rows, dtype) + _bias(cell.bias_hh, rows, dtype)
+    c = _workspace.empty((hidden, (steps + 1) * batch), dtype)
+    c[:, :batch] = state0[1].T
+    h_now = np.array(state0[0].T, dtype, order="C")  # a copy: the loop writes it
+    s = _workspace.empty((hidden, steps * batch), dtype)
+    h = _workspace.empty((steps + 1, batch, hidden), dtype)
+    h[0] = state0[0]
+    forward_loop(find_gemm(dtype), cell.weight_hh.value, bias, act, h_now, c, s, h)
+    cache = SimpleNamespace(act_fm=act, c_fm=c, s_fm=s, act=_steps_view(act, batch), h=h,
+                            c=_steps_view(c, batch), s=_steps_view(s, batch))
+    return h[1:], (h[-1], np.ascontiguousarray(c[:, steps * batch:].T)), cache
+
+
+def _feature_major(cache):
+    """A NumPy forward's cache in this kernel's layout (for a backward after toggling kernels)."""
+    if not hasattr(cache, "act_fm"):
+        flat = lambda a: np.ascontiguousarray(a.transpose(2, 0, 1).reshape(a.shape[2], -1))  # noqa: E731
+        cache.act_fm, cache.c_fm, cache.s_fm = flat(cache.act), flat(cache.c), flat(cache.s)
+    return cache
 
 
 def backward_sequence(cell, d_outputs, d_state, cache):
-    """The compiled `timeloop.backward_sequence` loop: returns (d_input, d_recurrent, d_state0)."""
-    act = cache.act
-    steps, batch, rows = act.shape
-    dz = np.empty_like(act)
-    dh = np.array(d_state[0], dtype=act.dtype, order="C")
-    dc = np.array(d_state[1], dtype=act.dtype, order="C")
-    dy = (np.zeros((0, batch, cell.hidden_size), act.dtype) if d_outputs is None
-          else np.ascontiguousarray(d_outputs, dtype=act.dtype))
-    backward_loop(find_gemm(act.dtype), cell.weight_hh.value, act, cache.c, cache.s, dy, dh, dc, dz)
-    return dz, dz, (dh, dc)
+    """The whole backward of one direction: returns (dL/dx (T, B, I), dL/d state0); adds the
+    parameter gradients."""
+    cache = _feature_major(cache)
+    x = cache.x
+    steps, batch, features = x.shape
+    dtype, hidden = x.dtype, cell.hidden_size
+    dz = _workspace.empty(cache.act_fm.shape, dtype)
+    dh = np.array(np.asarray(d_state[0]).T, dtype, order="C")  # copies: the loop writes them
+    dc = np.array(np.asarray(d_state[1]).T, dtype, order="C")
+    dy = (np.zeros((0, batch, hidden), dtype) if d_outputs is None
+          else np.ascontiguousarray(d_outputs, dtype=dtype))
+    w_hh_t = np.ascontiguousarray(cell.weight_hh.value.T)  # the faster GEMM layout (above)
+    backward_loop(find_gemm(dtype), w_hh_t, cache.act_fm, cache.c_fm, cache.s_fm, dy, dh, dc, dz)
+
+    d_input = _steps_view(dz, batch)  # (T, B, 4H), a view: the cell's own weight gradients
+    cell.accumulate_grads(cache, x, d_input, d_input)
+    dx = np.matmul(dz.T, cell.weight_ih.value, out=_workspace.empty((steps * batch, features), dtype))
+    dx = dx.reshape(steps, batch, features)
+    return dx, (np.ascontiguousarray(dh.T), np.ascontiguousarray(dc.T))
 
 
 def step(cell, x: np.ndarray, state):
@@ -134,7 +222,7 @@ def step(cell, x: np.ndarray, state):
     dtype = cell.dtype
     batch, rows = x.shape[0], cell.weight_hh.value.shape[0]
     h_out, c_out = np.empty_like(h), np.empty_like(c)
-    inference_step(find_gemm(dtype), find_gemv(dtype), np.ascontiguousarray(x, dtype), np.ascontiguousarray(h), np.ascontiguousarray(c),
-                   cell.weight_ih.value, cell.weight_hh.value, _bias(cell.bias_ih, rows, dtype),
+    inference_step(find_gemm(dtype), find_gemv(dtype), np.ascontiguousarray(x, dtype), np.ascontiguousarray(h),
+                   np.ascontiguousarray(c), cell.weight_ih.value, cell.weight_hh.value, _bias(cell.bias_ih, rows, dtype),
                    _bias(cell.bias_hh, rows, dtype), np.empty((batch, rows), dtype), h_out, c_out)
     return (h_out, c_out)
