@@ -98,8 +98,6 @@ def main() -> None:
     args = parser.parse_args()
     chars, repeats = (500, 2) if args.quick else (args.chars, args.repeats)
 
-    import torch
-
     print("\n".join(_common.environment_report()))
     net = build_rnnkit()
     modules = build_torch(net)

@@ -92,7 +92,8 @@ def sgemm_reference(cell: str, batch: int, steps: int, hidden: int, layers: int)
     x, a, w_ih, w_hh, w_hh_t = f32(n, hidden), f32(n, rows), f32(rows, hidden), f32(rows, hidden), f32(hidden, rows)
     a_t = np.ascontiguousarray(a.T)
     h, d, h_fm, d_fm = f32(batch, hidden), f32(batch, rows), f32(hidden, batch), f32(rows, batch)
-    out_a, out_w, out_x = np.empty((n, rows), np.float32), np.empty((rows, hidden), np.float32), np.empty((n, hidden), np.float32)
+    out_a, out_x = np.empty((n, rows), np.float32), np.empty((n, hidden), np.float32)
+    out_w = np.empty((rows, hidden), np.float32)
     out_r, out_h = np.empty((batch, rows), np.float32), np.empty((batch, hidden), np.float32)
     out_r_fm, out_h_fm = np.empty((rows, batch), np.float32), np.empty((hidden, batch), np.float32)
 
@@ -165,8 +166,6 @@ def main() -> None:
     if args.lib:
         memory_child(args)
         return
-
-    import torch
 
     cells = args.cells.split(",")
     batches, lengths, hiddens = ([32], [64], [128, 512]) if args.quick else ([32, 64], [64, 128], [128, 256, 512])

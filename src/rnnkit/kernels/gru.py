@@ -140,7 +140,7 @@ def step(cell, x: np.ndarray, state):
     dtype = cell.dtype
     batch, rows = x.shape[0], cell.weight_hh.value.shape[0]
     h_out = np.empty_like(h)
-    inference_step(find_gemm(dtype), find_gemv(dtype), np.ascontiguousarray(x, dtype), h, cell.weight_ih.value, cell.weight_hh.value,
-                   _bias(cell.bias_ih, rows, dtype), _bias(cell.bias_hh, rows, dtype), np.empty((batch, rows), dtype),
-                   np.empty((batch, rows), dtype), h_out, np.empty_like(h))
+    inference_step(find_gemm(dtype), find_gemv(dtype), np.ascontiguousarray(x, dtype), h, cell.weight_ih.value,
+                   cell.weight_hh.value, _bias(cell.bias_ih, rows, dtype), _bias(cell.bias_hh, rows, dtype),
+                   np.empty((batch, rows), dtype), np.empty((batch, rows), dtype), h_out, np.empty_like(h))
     return (h_out,)

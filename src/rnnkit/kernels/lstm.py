@@ -223,6 +223,7 @@ def step(cell, x: np.ndarray, state):
     batch, rows = x.shape[0], cell.weight_hh.value.shape[0]
     h_out, c_out = np.empty_like(h), np.empty_like(c)
     inference_step(find_gemm(dtype), find_gemv(dtype), np.ascontiguousarray(x, dtype), np.ascontiguousarray(h),
-                   np.ascontiguousarray(c), cell.weight_ih.value, cell.weight_hh.value, _bias(cell.bias_ih, rows, dtype),
-                   _bias(cell.bias_hh, rows, dtype), np.empty((batch, rows), dtype), h_out, c_out)
+                   np.ascontiguousarray(c), cell.weight_ih.value, cell.weight_hh.value,
+                   _bias(cell.bias_ih, rows, dtype), _bias(cell.bias_hh, rows, dtype), np.empty((batch, rows), dtype),
+                   h_out, c_out)
     return (h_out, c_out)
