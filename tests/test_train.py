@@ -188,3 +188,20 @@ def test_bad_trainer_options():
         Trainer(trainer.model, trainer.optimizer, mse, clip_norm=0)
     with pytest.raises(ValueError, match="needs a limit"):
         trainer.fit(StreamBatches(np.arange(100) % 6, 2, 5))
+
+
+def test_a_validation_score_picks_the_best_weights_and_stops_training():
+    trainer, batches = lm_setup()
+    scores = iter([3.0, 2.0, 2.5, 2.6, 1.0])
+    kept = {}
+
+    def remember(t, record):
+        if record.get("val_score") == 2.0:
+            kept.update(t.model.state_dict())
+
+    trainer.callbacks.append(remember)
+    history = trainer.fit(batches, steps=50, eval_every=2, patience=2, score=lambda: next(scores))
+    assert [r["val_score"] for r in history if "val_score" in r] == [3.0, 2.0, 2.5, 2.6]
+    assert history[-1]["step"] == 8 and history[-1]["early_stop"]
+    for name, value in trainer.best_weights.items():
+        np.testing.assert_array_equal(value, kept[name])

@@ -34,6 +34,8 @@ from typing import Any, Mapping
 import numpy as np
 import safetensors.numpy
 
+from .files import existing_file
+
 __all__ = ["save_checkpoint", "load_checkpoint", "describe_difference", "FORMAT_VERSION"]
 
 FORMAT_NAME = "rnnkit-checkpoint"
@@ -126,11 +128,7 @@ def save_checkpoint(path, tensors: Mapping[str, np.ndarray], metadata: Mapping) 
 
 def load_checkpoint(path) -> tuple[dict[str, np.ndarray], dict]:
     """Read a file written by `save_checkpoint`; return (tensors, metadata)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    if path.is_dir():
-        raise ValueError(f"checkpoint {path} is a directory; pass the path of a checkpoint file")
+    path = existing_file(path, "checkpoint")
     data = path.read_bytes()
     header_length = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
     try:

@@ -86,6 +86,7 @@ class Trainer:
         self.state = TrainState()
         self.carried_state = None  # the recurrent state handed from one stream batch to the next
         self.should_stop = False  # a callback may set this to end training after the step
+        self.best_weights = None  # the weights of the best evaluation so far (in memory)
 
     # ------------------------------------------------------------------------- one step
     def train_step(self, inputs, targets, mask=None, state=None):
@@ -142,9 +143,15 @@ class Trainer:
     def fit(self, batches, *, steps: int | None = None, epochs: int | None = None,
             max_seconds: float | None = None, validation=None, eval_every: int | None = None,
             patience: int | None = None, checkpoint_dir: str | Path | None = None,
-            save_every: int | None = None, metadata: dict | None = None) -> list[dict]:
+            save_every: int | None = None, metadata: dict | None = None,
+            score: Callable[[], float] | None = None) -> list[dict]:
         """Train until `steps` total steps, `epochs` total epochs or `max_seconds` of wall time,
         whichever comes first (at least one must be given), or until early stopping.
+
+        Every `eval_every` steps the model is scored: by `score()` if given (any number to
+        minimise, e.g. a forecast's error; recorded as "val_score"), else by the validation loss,
+        else by the training loss. The best score's weights are kept in `best_weights`;
+        `patience` evaluations without a better score stop training.
 
         With `checkpoint_dir`: `best.safetensors` whenever the validation loss improves (or at
         each evaluation without validation data), `last.safetensors` every `save_every` steps, at
@@ -170,7 +177,7 @@ class Trainer:
                           "lr": self.optimizer.lr, "seconds": time.perf_counter() - started}
                 self._advance(len(batches))
                 if s.step % eval_every == 0:
-                    self._evaluate_and_keep_best(record, validation, patience, checkpoint_dir, metadata)
+                    self._evaluate_and_keep_best(record, validation, score, patience, checkpoint_dir, metadata)
                 s.history.append(record)
                 for callback in self.callbacks:
                     callback(self, record)
@@ -201,13 +208,17 @@ class Trainer:
         if self.schedule is not None and self.schedule_unit == "step":
             self.schedule.step()
 
-    def _evaluate_and_keep_best(self, record, validation, patience, checkpoint_dir, metadata) -> None:
+    def _evaluate_and_keep_best(self, record, validation, score_fn, patience, checkpoint_dir, metadata) -> None:
         s = self.state
         score = record["loss"]
         if validation is not None:
             score = record["val_loss"] = self.evaluate(validation)
+        if score_fn is not None:
+            score = record["val_score"] = float(score_fn())
+            self.model.train()
         if s.best_loss is None or score < s.best_loss:
             s.best_loss, s.evals_without_improvement = score, 0
+            self.best_weights = self.model.state_dict()
             if checkpoint_dir is not None:
                 self.save(checkpoint_dir / "best.safetensors", metadata)
         else:

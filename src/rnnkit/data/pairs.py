@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..models.conditioned import PAD, SPECIAL_TOKENS, teacher_forcing
+from .text import read_text
 
 __all__ = ["TASKS", "generate_pairs", "read_pairs", "PairVocabulary"]
 
@@ -58,13 +59,7 @@ def generate_pairs(task: str, count: int, seed: int) -> list[tuple[str, str]]:
 def read_pairs(path: str | Path) -> list[tuple[str, str]]:
     """Lines `source<TAB>target`; a line that is not exactly that, or has an empty side, is an
     error naming the line."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"pairs file {path} does not exist")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise ValueError(f"{path} is not UTF-8 text") from None
+    lines = read_text(path).splitlines()  # missing, empty, binary or not UTF-8: a clear error
     pairs = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import existing_file
+
 __all__ = ["Series", "NAMED_SERIES", "load_series", "load_named", "read_csv", "check_finite",
            "interpolate_gaps", "Split", "chronological_split", "Scaler", "sliding_windows", "time_axis",
            "future_time_labels"]
@@ -101,11 +103,7 @@ def read_csv(path: str | Path, column: str, *, time_column: str | None = None,
     step (blank lines are skipped). Empty cells and NA/NaN/null count as missing (NaN); 'inf' is
     infinite; both are allowed here and reported by `check_finite`. Anything else that is not a
     number raises ValueError with its line."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"CSV file {path} does not exist")
-    if path.is_dir():
-        raise ValueError(f"{path} is a directory; give a CSV file")
+    path = existing_file(path, "CSV file")
     try:
         with path.open(newline="", encoding="utf-8-sig") as file:
             rows = list(csv.reader(file))

@@ -15,6 +15,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..files import existing_file
+
 __all__ = ["LEVELS", "UNKNOWN", "Vocabulary", "detokenize", "read_text", "split_train_validation", "tokenize"]
 
 LEVELS = ("chars", "words")
@@ -41,11 +43,7 @@ def detokenize(tokens: Iterable[str], level: str) -> str:
 def read_text(path: str | Path) -> str:
     """The whole file as text. FileNotFoundError if missing; ValueError if it is a directory,
     empty, binary (NUL bytes) or not UTF-8."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"text file {path} does not exist")
-    if path.is_dir():
-        raise ValueError(f"{path} is a directory; give a UTF-8 text file")
+    path = existing_file(path, "text file")
     data = path.read_bytes()
     if not data:
         raise ValueError(f"text file {path} is empty; give a file with some text in it")

@@ -45,6 +45,7 @@ from ..cells.lstm import LSTMStructure, lstm_structure
 from ..checkpoint import FORMAT_NAME as CHECKPOINT_FORMAT
 from ..checkpoint import save_checkpoint
 from ..data.text import Vocabulary
+from ..files import existing_file
 from ..models.language import KIND as LANGUAGE_MODEL
 from ..network import NetworkConfig, SequenceNetwork
 
@@ -110,11 +111,7 @@ def export_torch(network: SequenceNetwork, path: str | Path, *, language_model: 
 # --------------------------------------------------------------------------------- import
 def read_state(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
     """(tensors, the "rnnkit.torch" description or {}) of a safetensors state dict."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"state dict {path} does not exist")
-    if path.is_dir():
-        raise ValueError(f"{path} is a directory; pass a .safetensors file")
+    path = existing_file(path, ".safetensors state dict")
     try:
         with safetensors.safe_open(str(path), framework="np") as file:
             metadata = file.metadata() or {}

@@ -269,19 +269,25 @@ class Forecaster:
         loss = gaussian_head_loss if self.config.probabilistic else mse
         self.history = []
         seconds_each = max_seconds / len(self.networks) if max_seconds else None
+        def validation_mae(networks) -> float:
+            """The one-step MAE of the networks' pooled forecast on the validation windows."""
+            mean, _ = self._one_step(self._windows(seen, validation_origins),
+                                     sliding_windows(seen_covariates, k, validation_origins), networks)
+            return float(np.mean(np.abs(mean - seen[validation_origins + 1])))
+
         with one_blas_thread():  # small matrices: see rnnkit.threads
             for member, network in enumerate(self.networks):
                 batches = ExampleBatches(*train[:2], mask=train[2], batch_size=batch_size, seed=seed + member)
                 trainer = Trainer(network, Adam(network.parameters(), lr=lr), loss, clip_norm=clip_norm)
-                stopper = _EarlyStopping(self, network, seen, seen_covariates, validation_origins, patience)
-                trainer.callbacks += [stopper, *callbacks]
+                trainer.callbacks += list(callbacks)
                 history = trainer.fit(batches, steps=steps, max_seconds=seconds_each, validation=validation,
-                                      eval_every=eval_every)
-                self.history += [{"member": member, **record} for record in history]
-                if stopper.best_weights is not None:
-                    network.load_state_dict(stopper.best_weights)
+                                      eval_every=eval_every, patience=patience if validation is not None else None,
+                                      score=(lambda n=network: validation_mae([n])) if validation is not None else None)
+                self.history += [{"member": member, **_renamed(record)} for record in history]
+                if validation is not None and trainer.best_weights is not None:
+                    network.load_state_dict(trainer.best_weights)
                 network.eval()
-            self.validation_mae = stopper.score(self.networks) if len(validation_origins) else None
+            self.validation_mae = validation_mae(self.networks) if validation is not None else None
         return self.history
 
     # ------------------------------------------------------------------------- inference
@@ -415,38 +421,11 @@ class Forecaster:
         return forecaster, info.get("user", {})
 
 
+def _renamed(record: dict) -> dict:
+    """A trainer's record with its validation score under the name of what it is here."""
+    return {("val_mae" if key == "val_score" else key): value for key, value in record.items()}
+
+
 def _json_history(history: list[dict]) -> list[dict]:
     return [{k: (float(v) if isinstance(v, (float, np.floating)) and math.isfinite(v) else v)
              for k, v in record.items()} for record in history]
-
-
-class _EarlyStopping:
-    """A Trainer callback: at each evaluation, the one-step MAE of `network` on the validation
-    windows; keeps the best weights and stops after `patience` evaluations without improvement."""
-
-    def __init__(self, forecaster: Forecaster, network: SequenceNetwork, values, covariates, origins,
-                 patience: int | None):
-        self.forecaster, self.network, self.patience = forecaster, network, patience
-        k = forecaster.config.window
-        self.windows = forecaster._windows(values, origins) if len(origins) else None
-        self.covariate_windows = sliding_windows(covariates, k, origins) if len(origins) else None
-        self.actual = values[origins + 1]
-        self.best, self.best_weights, self.waited = math.inf, None, 0
-
-    def score(self, networks: list[SequenceNetwork]) -> float:
-        """The validation MAE of the networks' pooled one-step forecast."""
-        mean, _ = self.forecaster._one_step(self.windows, self.covariate_windows, networks)
-        return float(np.mean(np.abs(mean - self.actual)))
-
-    def __call__(self, trainer: Trainer, record: dict) -> None:
-        if self.windows is None or "val_loss" not in record:
-            return
-        record["val_mae"] = score = self.score([self.network])
-        self.network.train()
-        if score < self.best:
-            self.best, self.best_weights, self.waited = score, self.network.state_dict(), 0
-            return
-        self.waited += 1
-        if self.patience is not None and self.waited >= self.patience:
-            record["early_stop"] = True
-            trainer.should_stop = True
