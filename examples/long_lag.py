@@ -17,25 +17,11 @@ import argparse
 
 import numpy as np
 
+from rnnkit.data.synthetic import ADDING_TOLERANCE, adding_problem
 from rnnkit.losses import mse, softmax_cross_entropy
 from rnnkit.network import NetworkConfig, SequenceNetwork
 from rnnkit.optim import Adam
 from rnnkit.train import Trainer
-
-
-def adding(rng, n, steps):
-    """Inputs (steps, n, 2) = (value, marker); target (steps, n, 1), counted at the last step."""
-    values = rng.uniform(0, 1, (n, steps))
-    first = rng.integers(0, min(10, steps // 2), n)
-    second = rng.integers(steps // 2, steps, n) if steps >= 4 else np.full(n, steps - 1)
-    second = np.where(second == first, (first + 1) % steps, second)
-    markers = np.zeros((n, steps))
-    markers[np.arange(n), first] = 1
-    markers[np.arange(n), second] = 1
-    inputs = np.stack([values, markers], axis=2).astype(np.float32).swapaxes(0, 1)
-    targets = np.zeros((steps, n, 1), np.float32)
-    targets[-1, :, 0] = values[np.arange(n), first] + values[np.arange(n), second]
-    return inputs, targets
 
 
 SYMBOLS = "abcdXY"  # noise a-d, relevant X and Y; one-hot inputs
@@ -57,7 +43,8 @@ def temporal_order(rng, n, steps):
 
 TASKS = {
     # name: (generator, input size, output size, loss, "answered right" at the last step)
-    "adding": (adding, 2, 1, mse, lambda out, target: np.abs(out[:, 0] - target[:, 0]) < 0.04),
+    "adding": (adding_problem, 2, 1, mse,
+               lambda out, target: np.abs(out[:, 0] - target[:, 0]) < ADDING_TOLERANCE),
     "temporal-order": (temporal_order, len(SYMBOLS), 4, softmax_cross_entropy,
                        lambda out, target: out.argmax(axis=1) == target),
 }

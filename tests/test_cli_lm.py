@@ -17,20 +17,10 @@ import pytest
 
 from rnnkit.cli import main
 from rnnkit.data import corpora
+from texts import markov_text
 
 TINY = ["--hidden", "16", "--layers", "1", "--embed", "8", "--seq-len", "16", "--batch", "4",
         "--eval-every", "20", "--sample-every", "0", "--lr", "0.01"]
-
-
-def markov_text(length: int, seed: int, alphabet: str = "abcd ef\n") -> str:
-    """A text with structure to learn: each character mostly determines the next."""
-    rng = np.random.default_rng(seed)
-    transition = rng.dirichlet(np.full(len(alphabet), 0.2), size=len(alphabet))
-    state, out = 0, []
-    for _ in range(length):
-        state = rng.choice(len(alphabet), p=transition[state])
-        out.append(alphabet[state])
-    return "".join(out)
 
 
 @pytest.fixture(scope="module")

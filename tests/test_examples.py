@@ -42,3 +42,19 @@ def test_long_lag_example_reports_the_sequences_needed():
     assert re.search(r"lstm solved temporal-order with T=20 after [\d,]+ training sequences", output)
     output = run_example("long_lag.py", "--task", "adding", "--cell", "rnn", "--T", "20", "--max-sequences", "3200")
     assert "rnn did not solve adding with T=20 within 3,200 sequences" in output
+
+
+def readme_python_blocks(section: str) -> list[str]:
+    """The ```python blocks of the README section whose heading is `section`."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index(f"\n## {section}\n")
+    end = text.find("\n## ", start + 1)
+    return re.findall(r"```python\n(.*?)```", text[start:end if end > 0 else None], flags=re.S)
+
+
+def test_readme_layer_norm_and_dropout_snippet_runs():
+    (snippet,) = readme_python_blocks("Layer normalisation and variational dropout")
+    namespace = {}
+    exec(snippet, namespace)
+    lstm, y, dx = namespace["lstm"], namespace["y"], namespace["dx"]
+    assert not lstm.training and y.shape == (50, 8, 32) and dx.shape == (50, 8, 10)

@@ -17,6 +17,9 @@ LAYERS = [
     ("gru", lambda: rnnkit.GRU(3, 4, 2, bidirectional=True, dtype=np.float64, rng=3)),
     ("gru-textbook", lambda: rnnkit.GRU(3, 4, reset_after=False, dtype=np.float64, rng=4)),
     ("rnn", lambda: rnnkit.RNN(3, 4, 2, bidirectional=True, dtype=np.float64, rng=5)),
+    ("lstm-layernorm", lambda: rnnkit.LSTM(3, 4, 2, bidirectional=True, peephole=True, layer_norm=True,
+                                           dtype=np.float64, rng=6)),
+    ("gru-layernorm", lambda: rnnkit.GRU(3, 4, bidirectional=True, layer_norm=True, dtype=np.float64, rng=7)),
 ]
 
 

@@ -10,13 +10,7 @@ import torch
 
 import rnnkit
 from rnnkit.cells.lstm import VARIANTS
-
-H, I, T, B = 3, 2, 4, 2
-
-
-def torch_params(layer, suffix="_l0"):
-    return {name[: -len(suffix)]: torch.tensor(p.value, requires_grad=True)
-            for name, p in layer.named_parameters() if name.endswith(suffix)}
+from torch_reference import H, I, compare
 
 
 def reference_lstm(p, x, h, c, a, variant, peephole):
@@ -85,34 +79,6 @@ def reference_elman(p, x, h, nonlinearity):
         h = f(x[t] @ p["weight_ih"].T + p["bias_ih"] + h @ p["weight_hh"].T + p["bias_hh"])
         outputs.append(h)
     return torch.stack(outputs), (h,)
-
-
-def compare(layer, reference, seed):
-    """Run both with random inputs, states and upstream gradients; return the largest error."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((T, B, I if isinstance(layer, rnnkit.LSTM) else layer.input_size))
-    init = layer.initial_state(B)
-    state0 = [rng.standard_normal(c.shape) for c in ([init] if isinstance(init, np.ndarray) else init)]
-    y, final, cache = layer.forward(x, layer._pack(state0))
-    finals = [final] if isinstance(final, np.ndarray) else list(final)
-    dy = rng.standard_normal(y.shape)
-    dfinal = [rng.standard_normal(c.shape) for c in finals]
-    layer.zero_grad()
-    dx, dstate0 = layer.backward(dy, cache, layer._pack(dfinal))
-    dstate0 = [dstate0] if isinstance(dstate0, np.ndarray) else list(dstate0)
-
-    params = torch_params(layer)
-    x_t = torch.tensor(x, requires_grad=True)
-    state_t = [torch.tensor(c[0], requires_grad=True) for c in state0]
-    y_t, final_t = reference(params, x_t, *state_t)
-    loss = (y_t * torch.tensor(dy)).sum() + sum((c * torch.tensor(d[0])).sum() for c, d in zip(final_t, dfinal))
-    loss.backward()
-
-    pairs = [(y, y_t), (dx, x_t.grad)]
-    pairs += [(ours[0], theirs) for ours, theirs in zip(finals, final_t)]
-    pairs += [(ours[0], theirs.grad) for ours, theirs in zip(dstate0, state_t)]
-    pairs += [(p.grad, params[name[:-3]].grad) for name, p in layer.named_parameters()]
-    return max(float(np.abs(ours - theirs.detach().numpy()).max()) for ours, theirs in pairs)
 
 
 LSTM_CASES = [(None, True)] + [(v, True) for v in VARIANTS if v != "NP"] + [(v, False) for v in VARIANTS]

@@ -32,11 +32,11 @@ def adding_problem(n, steps, seed):
     return inputs, targets, mask
 
 
-def lm_setup(dropout=0.0, seed=0):
+def lm_setup(dropout=0.0, seed=0, **options):
     rng = np.random.default_rng(seed)
     tokens = rng.integers(6, size=2000)
     config = NetworkConfig(input_size=6, output_size=6, hidden_size=8, num_layers=2, input_kind="embedding",
-                           embedding_size=4, dropout=dropout)
+                           embedding_size=4, dropout=dropout, **options)
     model = SequenceNetwork(config, rng=1)
     optimizer = Adam(model.parameters(), lr=0.01)
     schedule = StepDecay(optimizer, step_size=1, gamma=0.9)
@@ -126,13 +126,15 @@ def test_divergence_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_p
         np.testing.assert_array_equal(tensors[name], p.value)
 
 
-def test_resume_is_bit_exact(tmp_path):
-    straight, batches = lm_setup(dropout=0.3)
+@pytest.mark.parametrize("options", [{}, {"input_dropout": 0.2, "recurrent_dropout": 0.3}],
+                         ids=["dropout", "variational-dropout"])
+def test_resume_is_bit_exact(tmp_path, options):
+    straight, batches = lm_setup(dropout=0.3, **options)
     straight.fit(batches, steps=12)
 
-    first, _ = lm_setup(dropout=0.3)
+    first, _ = lm_setup(dropout=0.3, **options)
     first.fit(batches, steps=7, checkpoint_dir=tmp_path)
-    resumed, _ = lm_setup(dropout=0.3)
+    resumed, _ = lm_setup(dropout=0.3, **options)
     resumed.restore(tmp_path / "last.safetensors")
     assert resumed.state.step == 7
     resumed.fit(batches, steps=12)

@@ -34,7 +34,10 @@ class NetworkConfig:
     input_kind: "features" (float inputs (T, B, F)), "embedding" or "one_hot" (ids (T, B)).
     The cell options apply to their own cell only: peephole/variant to LSTM, nonlinearity to
     RNN, reset_after to GRU. tie_weights: the output layer reuses the embedding matrix (Press &
-    Wolf 2017): logits_t = E h_t + b, so one (V, H) matrix reads and writes tokens."""
+    Wolf 2017): logits_t = E h_t + b, so one (V, H) matrix reads and writes tokens.
+    layer_norm: layer-normalised cells (Ba et al. 2016); input_dropout / recurrent_dropout:
+    variational dropout (Gal & Ghahramani 2016) on each cell's input and on the state W_hh
+    reads, one mask per sequence (see `rnnkit.recurrent`); `dropout` stays per step."""
 
     input_size: int
     output_size: int
@@ -50,6 +53,9 @@ class NetworkConfig:
     nonlinearity: str = "tanh"
     reset_after: bool = True
     tie_weights: bool = False
+    layer_norm: bool = False
+    input_dropout: float = 0.0
+    recurrent_dropout: float = 0.0
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -62,8 +68,11 @@ class NetworkConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.input_kind == "embedding" and self.embedding_size <= 0:
             raise ValueError("an embedding input needs embedding_size > 0")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "input_dropout", "recurrent_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.layer_norm and self.cell == "gru" and not self.reset_after:
+            raise ValueError("layer_norm needs the PyTorch GRU (reset_after=True), not the textbook one")
         if self.tie_weights:
             width = self.hidden_size * (2 if self.bidirectional else 1)
             if self.input_kind != "embedding" or self.embedding_size != width or self.input_size != self.output_size:
@@ -83,11 +92,13 @@ class NetworkConfig:
         return cls(**values)
 
     def cell_options(self) -> dict:
+        shared = {"layer_norm": self.layer_norm, "input_dropout": self.input_dropout,
+                  "recurrent_dropout": self.recurrent_dropout}
         if self.cell == "lstm":
-            return {"peephole": self.peephole, "variant": self.variant}
+            return {"peephole": self.peephole, "variant": self.variant, **shared}
         if self.cell == "gru":
-            return {"reset_after": self.reset_after}
-        return {"nonlinearity": self.nonlinearity}
+            return {"reset_after": self.reset_after, **shared}
+        return {"nonlinearity": self.nonlinearity, **shared}
 
 
 class SequenceNetwork(Module):

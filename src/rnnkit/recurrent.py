@@ -16,6 +16,23 @@ Parameters are attributes named exactly as PyTorch names them (`weight_ih_l0`,
 `bias_hh_l1_reverse`, ...), so `state_dict()` loads into `torch.nn.LSTM/GRU/RNN` unchanged;
 extra parameters of our own cells are `weight_peephole_l0` ((gates, H), rows in i, f, o order)
 and `weight_gate_l0` (the FGR gate-to-gate weights).
+
+`layer_norm=True` normalises each cell's input and recurrent projections (and the LSTM's cell
+state; Ba, Kiros & Hinton 2016; equations in `rnnkit.cells.base` and `rnnkit.cells.lstm`), with
+the gains `layer_norm_ih_weight_l0`, `layer_norm_hh_weight_l0` ((G*H,) each) and, for the LSTM,
+`layer_norm_cell_weight_l0` and `layer_norm_cell_bias_l0` ((H,) each).
+
+Variational dropout (Gal & Ghahramani 2016), Keras's names: `input_dropout` p_x and
+`recurrent_dropout` p_h. In training mode, each forward call draws for every cell (layer and
+direction) one mask per sequence from the layer's generator, m_x (B, I_l) and m_h (B, H), kept
+at 0 or 1/(1 - p), and uses the same masks at every time step:
+
+    cell input   x_t -> m_x * x_t            state read by W_hh   h_{t-1} -> m_h * h_{t-1}
+
+(`rnnkit.timeloop` and `rnnkit.cells.base` for the backward). This is on top of PyTorch's
+`dropout` between layers, whose masks are drawn anew at every step. Under truncated BPTT
+(`rnnkit.tbptt`) every window is its own forward call, so it gets its own masks: a "sequence"
+is a window (a part of one when k2 > k1). Eval mode draws nothing.
 """
 
 from __future__ import annotations
@@ -69,12 +86,17 @@ class RecurrentLayer(Module):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, *,
+                 input_dropout: float = 0.0, recurrent_dropout: float = 0.0, layer_norm: bool = False,
                  dtype=np.float32, rng: np.random.Generator | int | None = 0, **cell_options):
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
             if not isinstance(value, (int, np.integer)) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        for name, value in (("dropout", dropout), ("input_dropout", input_dropout),
+                            ("recurrent_dropout", recurrent_dropout)):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value}")
+        self.input_dropout, self.recurrent_dropout = float(input_dropout), float(recurrent_dropout)
+        self.layer_norm = bool(layer_norm)
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {dtype}")
@@ -90,7 +112,7 @@ class RecurrentLayer(Module):
             row = []
             for direction in range(self.num_directions):
                 cell = self.cell_class(layer_input, self.hidden_size, bias=self.bias, dtype=dtype,
-                                       rng=self._rng, **cell_options)
+                                       rng=self._rng, layer_norm=self.layer_norm, **cell_options)
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
                 for name, param in cell.params().items():
                     setattr(self, name + suffix, param)
@@ -170,7 +192,10 @@ class RecurrentLayer(Module):
             for direction, cell in enumerate(row):
                 index = layer * self.num_directions + direction
                 start = tuple(component[index] for component in state0)
-                out, final, cache = forward_sequence(cell, layer_input, start, reverse=direction == 1, mask=mask)
+                input_mask = self._sequence_mask(self.input_dropout, (batch, cell.input_size))
+                recurrent_mask = self._sequence_mask(self.recurrent_dropout, (batch, self.hidden_size))
+                out, final, cache = forward_sequence(cell, layer_input, start, reverse=direction == 1, mask=mask,
+                                                     input_mask=input_mask, recurrent_mask=recurrent_mask)
                 for target, value in zip(finals, final):
                     target[index] = value
                 outputs.append(out)
@@ -189,15 +214,27 @@ class RecurrentLayer(Module):
 
     __call__ = forward
 
+    def _sequence_mask(self, p: float, shape: tuple[int, int]) -> np.ndarray | None:
+        """A variational dropout mask, one row per sequence (0 or 1/keep), or None when off."""
+        if not (self.training and p > 0):
+            return None
+        keep = 1.0 - p
+        return (self._rng.random(shape) < keep).astype(self.dtype) / keep
+
+    def _drops_in_step(self) -> bool:
+        """Whether a training-mode step draws dropout masks (then it is a one-step `forward`)."""
+        return self.training and ((self.dropout > 0 and self.num_layers > 1)
+                                  or self.input_dropout > 0 or self.recurrent_dropout > 0)
+
     def step(self, x: np.ndarray, state=None):
         """One time step for inference (sampling a token at a time), keeping nothing for
         backward: x (B, I) -> (y (B, D*H), state). The same numbers as `forward` on a one-step
-        sequence; in training mode with inter-layer dropout it *is* that forward."""
+        sequence; in training mode with any dropout it *is* that forward (masks drawn per call)."""
         x = np.asarray(x, dtype=self.dtype)
         if x.ndim != 2 or x.shape[1] != self.input_size:
             raise ValueError(f"step input must be a 2-D array (batch, features) with {self.input_size} "
                              f"features, got shape {x.shape}")
-        if self.training and self.dropout > 0 and self.num_layers > 1:
+        if self._drops_in_step():
             y, state, _ = self.forward(x[:, None] if self.batch_first else x[None], state)
             return (y[:, 0] if self.batch_first else y[0]), state
         batch = x.shape[0]
@@ -251,8 +288,11 @@ class RecurrentLayer(Module):
         return dx, self._pack(d_initial)
 
     def extra_repr(self) -> str:
+        extras = "".join(f", {name}={getattr(self, name)}" for name in ("input_dropout", "recurrent_dropout")
+                         if getattr(self, name))
+        extras += ", layer_norm=True" if self.layer_norm else ""
         return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
-                f"bidirectional={self.bidirectional}, dtype={self.dtype.name}")
+                f"bidirectional={self.bidirectional}{extras}, dtype={self.dtype.name}")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
@@ -268,9 +308,10 @@ class RNN(RecurrentLayer):
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, *, negative_slope=0.1,
-                 dtype=np.float32, rng=0):
+                 input_dropout=0.0, recurrent_dropout=0.0, layer_norm=False, dtype=np.float32, rng=0):
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         input_dropout=input_dropout, recurrent_dropout=recurrent_dropout, layer_norm=layer_norm,
                          dtype=dtype, rng=rng, nonlinearity=nonlinearity, negative_slope=negative_slope)
 
 
@@ -279,27 +320,33 @@ class LSTM(RecurrentLayer):
 
     peephole: diagonal peephole weights (Gers & Schmidhuber). variant: one of Greff et al.'s
     "V" (vanilla: peephole LSTM), "NIG", "NFG", "NOG", "NIAF", "NOAF", "NP", "CIFG", "FGR";
-    gate_activation / cell_activation: sigmoid / tanh by default."""
+    gate_activation / cell_activation: sigmoid / tanh by default. layer_norm, input_dropout,
+    recurrent_dropout: see the module docstring."""
 
     cell_class = LSTMCell
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, peephole=None, variant=None,
-                 gate_activation="sigmoid", cell_activation="tanh", dtype=np.float32, rng=0):
+                 gate_activation="sigmoid", cell_activation="tanh", input_dropout=0.0, recurrent_dropout=0.0,
+                 layer_norm=False, dtype=np.float32, rng=0):
         self.variant, self.peephole = variant, peephole
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         input_dropout=input_dropout, recurrent_dropout=recurrent_dropout, layer_norm=layer_norm,
                          dtype=dtype, rng=rng, peephole=peephole, variant=variant,
                          gate_activation=gate_activation, cell_activation=cell_activation)
 
 
 class GRU(RecurrentLayer):
     """Gated recurrent unit. reset_after=True (default) is PyTorch's/cuDNN's formula;
-    reset_after=False the textbook one (Cho et al.), reset applied before the matmul."""
+    reset_after=False the textbook one (Cho et al.), reset applied before the matmul; layer_norm
+    needs reset_after=True (see `rnnkit.cells.gru`)."""
 
     cell_class = GRUCell
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, *, reset_after=True, dtype=np.float32, rng=0):
+                 dropout=0.0, bidirectional=False, *, reset_after=True, input_dropout=0.0, recurrent_dropout=0.0,
+                 layer_norm=False, dtype=np.float32, rng=0):
         self.reset_after = reset_after
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         input_dropout=input_dropout, recurrent_dropout=recurrent_dropout, layer_norm=layer_norm,
                          dtype=dtype, rng=rng, reset_after=reset_after)

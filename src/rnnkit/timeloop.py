@@ -46,36 +46,35 @@ __all__ = ["forward_sequence", "backward_sequence"]
 
 
 def forward_sequence(cell: Cell, x: np.ndarray, state0: State, reverse: bool = False,
-                     mask: np.ndarray | None = None):
-    """Run `cell` over x (T, B, I) from state0; `mask` (T, B) marks real steps (None: all).
+                     mask: np.ndarray | None = None, *, input_mask: np.ndarray | None = None,
+                     recurrent_mask: np.ndarray | None = None):
+    """Run `cell` over x (T, B, I) from state0; `mask` (T, B) marks real steps (None: all);
+    `input_mask` (B, I) / `recurrent_mask` (B, H): variational dropout masks (None: none).
     Returns (outputs (T, B, H) in x's time order, final state, cache)."""
     if mask is not None:
         mask = None if mask.all() else np.ascontiguousarray(mask[::-1] if reverse else mask)
     if reverse:
         x = x[::-1]
-    x = np.ascontiguousarray(x)
+    x = np.ascontiguousarray(x if input_mask is None else x * input_mask)  # the same mask at every step
     # One sequence (B = 1) stays in NumPy: its matrix-vector products beat a BLAS GEMM, which
     # repacks W_hh at every step (2.5x at H = 512, measured).
-    fused = cell.fused() if mask is None and x.shape[1] > 1 else None
+    fused = cell.fused() if mask is None and recurrent_mask is None and x.shape[1] > 1 else None
     if fused is not None:  # the same loop, compiled, projection included (rnnkit.kernels)
         outputs, state, cache = fused.forward_sequence(cell, x, state0)
-        cache.x, cache.mask = x, None
+        cache.x, cache.mask, cache.input_mask = x, None, input_mask
         return (outputs[::-1] if reverse else outputs), state, cache
 
-    steps, batch, features = x.shape
-    rows = cell.weight_ih.value.shape[0]
-    projection = (x.reshape(steps * batch, features) @ cell.weight_ih.value.T).reshape(steps, batch, rows)
-    if cell.bias_ih is not None:
-        projection += cell.bias_ih.value
+    steps, batch = x.shape[:2]
     cache = cell.new_cache(steps, batch, state0)
+    cache.recurrent_mask = recurrent_mask
+    projection = cell.input_projection(x, cache)
     state = state0
     for t in range(steps):
         new_state = cell.step(t, projection[t], state, cache)
         if mask is not None:
             _hold(new_state, state, ~mask[t])
         state = new_state
-    cache.x = x
-    cache.mask = mask
+    cache.x, cache.mask, cache.input_mask = x, mask, input_mask
     outputs = cache.h[1:]
     return (outputs[::-1] if reverse else outputs), state, cache
 
@@ -91,27 +90,37 @@ def backward_sequence(cell: Cell, d_outputs: np.ndarray | None, d_state: State, 
         d_outputs = d_outputs[::-1]
 
     mask = getattr(cache, "mask", None)
-    fused = cell.fused() if mask is None and batch > 1 else None
+    fused = cell.fused() if mask is None and cache.recurrent_mask is None and batch > 1 else None
     if fused is not None:  # the same loop and weight gradients, compiled
         dx, d_state = fused.backward_sequence(cell, d_outputs, d_state, cache)
-        return (dx[::-1] if reverse else dx), d_state
+        return _input_gradient(dx, cache, reverse), d_state
 
     d_input = np.empty((steps, batch, rows), dtype=cell.dtype)
     d_recurrent = d_input if cell.shares_preactivation else np.empty_like(d_input)
     for t in range(steps - 1, -1, -1):
         if d_outputs is not None:
             d_state = (d_state[0] + d_outputs[t],) + tuple(d_state[1:])
-        d_previous = cell.step_backward(t, d_state, cache, d_input[t], d_recurrent[t])
         if mask is not None and not mask[t].all():
             padded = ~mask[t]
+            into_step = tuple(np.where(padded[:, None], 0.0, component) for component in d_state)
+            d_previous = cell.step_backward(t, into_step, cache, d_input[t], d_recurrent[t])
             _hold(d_previous, d_state, padded)  # a held state passes its gradient through
-            d_input[t][padded] = 0.0
-            d_recurrent[t][padded] = 0.0
+        else:
+            d_previous = cell.step_backward(t, d_state, cache, d_input[t], d_recurrent[t])
         d_state = d_previous
 
+    # dL/d(x W_ih^T): d_input itself, or taken back through the input's layer norm.
+    d_product = cache.d_ih_product = cell.input_product_gradient(cache, d_input)
     cell.accumulate_grads(cache, x, d_input, d_recurrent)
-    dx = (d_input.reshape(steps * batch, rows) @ cell.weight_ih.value).reshape(steps, batch, features)
-    return (dx[::-1] if reverse else dx), d_state
+    dx = (d_product.reshape(steps * batch, rows) @ cell.weight_ih.value).reshape(steps, batch, features)
+    return _input_gradient(dx, cache, reverse), d_state
+
+
+def _input_gradient(dx: np.ndarray, cache, reverse: bool) -> np.ndarray:
+    """dL/dx in x's time order, through the input dropout mask if there was one."""
+    if cache.input_mask is not None:
+        dx = dx * cache.input_mask
+    return dx[::-1] if reverse else dx
 
 
 def _hold(new: State, old: State, rows: np.ndarray) -> None:

@@ -22,6 +22,20 @@ kept from the forward pass when reset_after=True):
     reset_after=False:  dr = (dz_n W_hn) * h_{t-1},       and dh_{t-1} gains (dz_n W_hn) * r_t
     dz_r = dr * r_t (1 - r_t)
     dh_{t-1} = dh_t * z_t + (gradient of the recurrent projection) W_hh
+
+Layer normalisation (`layer_norm=True`; Ba et al. give it for the LSTM only) normalises the two
+projections as every cell does (`cells/base.py`), each as one 3H vector:
+
+    a_t = LN(W_ih x_t; gain_ih) + b_ih          q_t = LN(W_hh h_{t-1}; gain_hh) + b_hh
+    r_t, z_t = sigma(a_t + q_t) in blocks r, z   n_t = tanh(a_n + r_t * q_n)
+
+so PyTorch's form keeps its one GEMM per step, and the reset gate scales the normalised
+recurrent candidate block: r * (LN(W_hh h)_n + b_hn). The textbook form refuses it: its W_hn
+reads r_t * h_{t-1}, which needs r_t, hence the normalised r block, before the n block of the
+same projection exists, so the recurrent projection cannot be normalised as one vector.
+
+Recurrent dropout feeds m * h_{t-1} to every product with W_hh (the textbook W_hn reads
+r_t * m * h_{t-1}, as Keras does); the z_t * h_{t-1} term keeps the undropped state.
 """
 
 from __future__ import annotations
@@ -37,19 +51,22 @@ class GRUCell(Cell):
     state_names = ("h",)
     kernel_name = "gru"
 
-    def __init__(self, input_size, hidden_size, *, bias, dtype, rng, reset_after=True):
+    def __init__(self, input_size, hidden_size, *, bias, dtype, rng, reset_after=True, layer_norm=False):
         self.reset_after = bool(reset_after)
+        if layer_norm and not self.reset_after:
+            raise ValueError("layer_norm needs reset_after=True: the textbook GRU's W_hn reads r_t * h_{t-1}, so "
+                             "its recurrent projection cannot be normalised as one vector")
         # Only PyTorch's form multiplies the recurrent n block by r, so only it needs a separate
         # gradient for the recurrent projection.
         self.shares_preactivation = not self.reset_after
-        super().__init__(input_size, hidden_size, bias=bias, dtype=dtype, rng=rng)
+        super().__init__(input_size, hidden_size, bias=bias, dtype=dtype, rng=rng, layer_norm=layer_norm)
         H = hidden_size
         self.gates = slice(0, 2 * H)  # r and z, which always see the plain sum
         self.reset, self.update, self.candidate = slice(0, H), slice(H, 2 * H), slice(2 * H, 3 * H)
 
     def has_fused_form(self):
         """The compiled kernel is PyTorch's form; the textbook GRU runs in NumPy."""
-        return self.reset_after
+        return super().has_fused_form() and self.reset_after
 
     def new_cache(self, steps, batch, state0):
         cache = super().new_cache(steps, batch, state0)
@@ -69,11 +86,12 @@ class GRUCell(Cell):
         h_prev = state[0]
         act, kept = cache.act[t], cache.kept[t]
         if self.reset_after:
-            recurrent = self.recurrent_projection(h_prev)
+            recurrent = self.recurrent_projection(t, h_prev, cache)
             kept[...] = recurrent[:, self.candidate]
         else:
+            h_fed = self.fed_state(h_prev, cache)
             w_gates, w_candidate, b_gates, b_candidate = self._hidden_weights()
-            recurrent = h_prev @ w_gates.T
+            recurrent = h_fed @ w_gates.T
             if b_gates is not None:
                 recurrent += b_gates
         gates = act[:, self.gates]
@@ -85,7 +103,7 @@ class GRUCell(Cell):
         if self.reset_after:
             np.multiply(r, kept, out=n)
         else:
-            np.multiply(r, h_prev, out=kept)
+            np.multiply(r, h_fed, out=kept)
             np.matmul(kept, w_candidate.T, out=n)
             if b_candidate is not None:
                 n += b_candidate
@@ -111,17 +129,18 @@ class GRUCell(Cell):
             np.multiply(dz_n, r, out=d_recurrent[:, self.candidate])
             dr = dz_n * kept
         else:
-            d_reset_h = dz_n @ self._hidden_weights()[1]  # gradient w.r.t. r * h_{t-1}
-            dr = d_reset_h * h_prev
-            dh_prev += d_reset_h * r
+            h_fed = self.fed_state(h_prev, cache)
+            d_reset_h = dz_n @ self._hidden_weights()[1]  # gradient w.r.t. r * h_fed
+            dr = d_reset_h * h_fed
         np.multiply(dr, r * (1.0 - r), out=d_input[:, self.reset])
         np.multiply(dh * (h_prev - n), z * (1.0 - z), out=d_input[:, self.update])
 
         if self.reset_after:
             d_recurrent[:, self.gates] = d_input[:, self.gates]
-            dh_prev += d_recurrent @ self.weight_hh.value
+            dh_prev += self.recurrent_backward(t, d_recurrent, cache)
         else:
-            dh_prev += d_input[:, self.gates] @ self._hidden_weights()[0]
+            d_fed = d_reset_h * r + d_input[:, self.gates] @ self._hidden_weights()[0]  # dL/dh_fed
+            dh_prev += d_fed if cache.recurrent_mask is None else d_fed * cache.recurrent_mask
         return (dh_prev,)
 
     def add_recurrent_weight_grad(self, cache, d_recurrent_2d):
@@ -129,7 +148,7 @@ class GRUCell(Cell):
             super().add_recurrent_weight_grad(cache, d_recurrent_2d)
             return
         H = self.hidden_size
-        h_prev = cache.h[:-1].reshape(-1, H)
+        h_prev = self.fed_states(cache)
         reset_h = cache.kept.reshape(-1, H)
         self.weight_hh.grad[: 2 * H] += d_recurrent_2d[:, : 2 * H].T @ h_prev
         self.weight_hh.grad[2 * H:] += d_recurrent_2d[:, 2 * H:].T @ reset_h

@@ -40,6 +40,19 @@ phi_out(c_t); every derivative is read from a stored activation):
 
 With CIFG, f = 1 - i adds -df_t to di_t; with FGR, the gradient arriving at a_t adds to di_t,
 df_t and do_t, and da_{t-1} = dz_gates W_gate.
+
+Layer normalisation (`layer_norm=True`, Ba, Kiros & Hinton 2016): the two projections are
+normalised as in every cell (`cells/base.py`), and the cell state before the output activation:
+
+    pre_t = LN(W_ih x_t; gain_ih) + b_ih + LN(W_hh h_{t-1}; gain_hh) + b_hh   (then as above)
+    s_t   = phi_out(LN(c_t; gain_cell, shift_cell))        h_t = o_t * s_t
+
+c_t itself, which the forget gate carries and the output peephole reads, stays unnormalised.
+Peephole terms (p * c, the raw cell state) and FGR's W_gate a_{t-1} (gates in (0, 1)) are added
+to the normalised pre-activations unnormalised: Ba et al. have neither, and they are diagonal or
+bounded. Backward, the only new step:
+
+    dc_t += LN_cell'(dh_t * o_t * phi_out'(s_t))     (instead of dh_t * o_t * phi_out'(s_t))
 """
 
 from __future__ import annotations
@@ -53,6 +66,7 @@ from ..init import uniform_fan
 from ..module import Parameter
 from ..ops import get_activation
 from .base import Cell, State
+from .layernorm import LayerNorm, statistics
 
 VARIANTS = ("V", "NIG", "NFG", "NOG", "NIAF", "NOAF", "NP", "CIFG", "FGR")
 
@@ -119,7 +133,7 @@ class LSTMCell(Cell):
     kernel_name = "lstm"
 
     def __init__(self, input_size, hidden_size, *, bias, dtype, rng, peephole=None, variant=None,
-                 gate_activation="sigmoid", cell_activation="tanh"):
+                 gate_activation="sigmoid", cell_activation="tanh", layer_norm=False):
         self.structure = s = lstm_structure(variant, peephole)
         self.block_names = s.blocks()
         self.num_blocks = len(self.block_names)
@@ -128,7 +142,7 @@ class LSTMCell(Cell):
         self.input_activation = get_activation(cell_activation if s.input_activation else "identity")
         self.output_activation = get_activation(cell_activation if s.output_activation else "identity")
         self.state_names = ("h", "c", "a") if s.full_gate_recurrence else ("h", "c")
-        super().__init__(input_size, hidden_size, bias=bias, dtype=dtype, rng=rng)
+        super().__init__(input_size, hidden_size, bias=bias, dtype=dtype, rng=rng, layer_norm=layer_norm)
 
         H = hidden_size
         self.block = {name: slice(k * H, (k + 1) * H) for k, name in enumerate(self.block_names)}
@@ -142,13 +156,24 @@ class LSTMCell(Cell):
         self.weight_gate = (
             Parameter(uniform_fan(rng, (gates * H, gates * H), H, dtype)) if s.full_gate_recurrence else None
         )
+        # The cell state's normalisation has its own shift: no bias follows it.
+        self.norm_cell = LayerNorm(H, dtype, shift=bias) if self.layer_norm else None
 
     def extra_param_names(self):
         return ("weight_peephole", "weight_gate")
 
+    def layer_norm_params(self):
+        named = super().layer_norm_params()
+        if self.layer_norm:
+            named["layer_norm_cell_weight"] = self.norm_cell.weight
+            if self.norm_cell.bias is not None:
+                named["layer_norm_cell_bias"] = self.norm_cell.bias
+        return named
+
     def has_fused_form(self):
         """The compiled kernel is PyTorch's LSTM: all four gates, no peepholes, sigmoid/tanh."""
-        return (self.structure == LSTMStructure() and self.gate_activation.name == "sigmoid"
+        return (super().has_fused_form() and self.structure == LSTMStructure()
+                and self.gate_activation.name == "sigmoid"
                 and self.input_activation.name == "tanh" and self.output_activation.name == "tanh")
 
     def state_widths(self):
@@ -170,6 +195,8 @@ class LSTMCell(Cell):
         if self.structure.full_gate_recurrence:
             cache.a = np.empty((steps + 1, batch, len(self.gate_names) * H), dtype=self.dtype)
             cache.a[0] = state0[2]
+        if self.layer_norm:
+            cache.ln_cell = statistics((steps, batch, H), self.dtype)
         return cache
 
     def gate_values(self, act: np.ndarray):
@@ -189,7 +216,7 @@ class LSTMCell(Cell):
     # ---------------------------------------------------------------------------- forward
     def step(self, t: int, input_projection: np.ndarray, state: State, cache) -> State:
         h_prev, c_prev = state[0], state[1]
-        pre = self.recurrent_projection(h_prev)
+        pre = self.recurrent_projection(t, h_prev, cache)
         pre += input_projection
         if self.weight_gate is not None:
             pre[:, self.gate_columns] += state[2] @ self.weight_gate.value.T
@@ -216,7 +243,10 @@ class LSTMCell(Cell):
         o = self.gate_values(act)[3]
 
         s = cache.s[t]
-        s[...] = self.output_activation(c)
+        if self.layer_norm:
+            s[...] = self.output_activation(self.norm_cell.forward(c, cache.ln_cell[0][t], cache.ln_cell[1][t]))
+        else:
+            s[...] = self.output_activation(c)
         h = cache.h[t + 1]
         np.multiply(o, s, out=h)
         if self.weight_gate is None:
@@ -235,7 +265,11 @@ class LSTMCell(Cell):
         # Gradient arriving at each gate's activation from the next step (FGR), by gate name.
         d_next = self._split_gates(dstate[2]) if self.weight_gate is not None else {}
 
-        dc = dc + dh * o * self.output_activation.grad_from_output(s)
+        d_output_activation = dh * o * self.output_activation.grad_from_output(s)
+        if self.layer_norm:
+            d_output_activation = self.norm_cell.backward(d_output_activation, cache.ln_cell[0][t],
+                                                          cache.ln_cell[1][t])
+        dc = dc + d_output_activation
         if "o" in block:
             dz_o = dz[:, block["o"]]
             np.multiply(dh, s, out=dz_o)
@@ -258,7 +292,7 @@ class LSTMCell(Cell):
                     dc_prev += dz_gate * self.peephole(name)
         np.multiply(dc * i, self.input_activation.grad_from_output(g), out=dz[:, block["g"]])
 
-        dh_prev = dz @ self.weight_hh.value
+        dh_prev = self.recurrent_backward(t, dz, cache)
         if self.weight_gate is None:
             return (dh_prev, dc_prev)
         return (dh_prev, dc_prev, dz[:, self.gate_columns] @ self.weight_gate.value)

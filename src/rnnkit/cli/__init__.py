@@ -15,6 +15,7 @@ from . import caption, lm, seq2seq
 from . import interop
 from . import classify
 from . import forecast
+from . import study
 
 __all__ = ["main", "build_parser"]
 
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     interop.add_parser(tasks)
     classify.add_parser(tasks)
     forecast.add_parser(tasks)
+    study.add_parser(tasks)
     return parser
 
 

@@ -57,6 +57,14 @@ def add_train(verbs) -> None:
                        help="the output layer reuses the embedding (Press & Wolf); needs --embed = --hidden")
     model.add_argument("--dropout", type=fraction, help=f"dropout between layers and before the output "
                                                         f"(default: {D['dropout']})")
+    model.add_argument("--layer-norm", action="store_true", default=None,
+                       help="layer-normalised cells (Ba et al. 2016); runs in NumPy, not the compiled kernels")
+    model.add_argument("--input-dropout", type=fraction,
+                       help=f"variational dropout of each layer's input: one mask per sequence, the same at "
+                            f"every step (Gal & Ghahramani) (default: {D['input_dropout']})")
+    model.add_argument("--recurrent-dropout", type=fraction,
+                       help=f"variational dropout of the state fed back to the recurrent weights "
+                            f"(default: {D['recurrent_dropout']})")
     train = p.add_argument_group("training")
     train.add_argument("--seq-len", type=positive_int, help=f"steps per window (default: {D['seq_len']})")
     train.add_argument("--batch", type=positive_int, help=f"parallel streams per batch (default: {D['batch']})")

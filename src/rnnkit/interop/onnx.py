@@ -81,6 +81,9 @@ def _variant_name(layer: RecurrentLayer) -> str:
 
 def check_exportable(layer: RecurrentLayer) -> None:
     """Raise ValueError, naming the variant, if ONNX's operators cannot express `layer`."""
+    if layer.layer_norm:
+        raise ValueError("a layer-normalised network cannot be exported: ONNX's LSTM/GRU/RNN operators have no "
+                         "layer normalisation")
     for row in layer._cells:  # the layer keeps its cells private; interop needs their structure
         for cell in row:
             if isinstance(cell, LSTMCell):

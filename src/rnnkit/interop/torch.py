@@ -62,6 +62,9 @@ def torch_modules(network: SequenceNetwork) -> dict:
     """The "rnnkit.torch" description (module docstring); ValueError if PyTorch's layers cannot
     compute this network."""
     config = network.config
+    if config.layer_norm:
+        raise ValueError("a layer-normalised network cannot be exported to PyTorch, whose nn.LSTM/GRU/RNN have "
+                         "no layer normalisation (neither has ONNX's LSTM/GRU/RNN)")
     if config.cell == "lstm" and lstm_structure(config.variant, config.peephole) != LSTMStructure():
         plain_but_peepholes = lstm_structure(config.variant, False) == LSTMStructure()
         variant = f"variant {config.variant}" if config.variant else ""

@@ -85,7 +85,7 @@ def forward_sequence(cell, x: np.ndarray, state0):
     h[0] = state0[0]
     w_hh_t = np.ascontiguousarray(cell.weight_hh.value.T)
     forward_loop(find_gemm(dtype), w_hh_t, _bias(cell.bias_hh, rows, dtype), projection, h, *_activation(cell, dtype))
-    return h[1:], (h[-1],), SimpleNamespace(h=h)
+    return h[1:], (h[-1],), SimpleNamespace(h=h, recurrent_mask=None)
 
 
 def backward_sequence(cell, d_outputs, d_state, cache):

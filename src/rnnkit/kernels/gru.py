@@ -121,7 +121,7 @@ def forward_sequence(cell, x: np.ndarray, state0):
     w_hh_t = np.ascontiguousarray(cell.weight_hh.value.T)
     forward_loop(find_gemm(dtype), w_hh_t, _bias(cell.bias_hh, rows, dtype), projection, kept, h,
                  np.empty((batch, rows), dtype))
-    return h[1:], (h[-1],), SimpleNamespace(h=h, act=projection, kept=kept)
+    return h[1:], (h[-1],), SimpleNamespace(h=h, act=projection, kept=kept, recurrent_mask=None)
 
 
 def backward_sequence(cell, d_outputs, d_state, cache):

@@ -182,7 +182,7 @@ def forward_sequence(cell, x: np.ndarray, state0):
     h[0] = state0[0]
     forward_loop(find_gemm(dtype), cell.weight_hh.value, bias, act, h_now, c, s, h)
     cache = SimpleNamespace(act_fm=act, c_fm=c, s_fm=s, act=_steps_view(act, batch), h=h,
-                            c=_steps_view(c, batch), s=_steps_view(s, batch))
+                            c=_steps_view(c, batch), s=_steps_view(s, batch), recurrent_mask=None)
     return h[1:], (h[-1], np.ascontiguousarray(c[:, steps * batch:].T)), cache
 
 

@@ -1,0 +1,200 @@
+"""What a study found, per task (all scores: lower is better):
+
+- a table of every variant: trials scored, failed and diverged, the best and the median score,
+  the mean of its top 10 % and Welch's t-test of those top trials against vanilla's (Greff et
+  al. compared the best 10 % of each variant's trials, p < 0.05); with few trials the "top 10 %"
+  is at least 3 trials, and a variant is marked only when p < 0.05 (worse "+" or better "-");
+- a box plot of each variant's scores (PNG), the significant variants marked;
+- how much of the score's variance each hyperparameter explains, as functional ANOVA's main
+  effects (Hutter et al. 2014) computed from a random forest (scikit-learn) fitted to the trials:
+
+      f_j(v) = mean over the trials' other hyperparameters of forest(x with x_j = v)
+      share_j = Var_v f_j(v) / Var(forest over the trials' configurations)
+
+  on log scales for the log-sampled hyperparameters, with the variant as one more input (its
+  share is how much the choice of cell matters compared with the hyperparameters). Shares of
+  main effects need not add up to 1: the rest is interactions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .results import read_results
+from .spec import VARIANTS
+
+__all__ = ["VariantSummary", "summarise", "variance_shares", "write_report"]
+
+TOP_FRACTION, TOP_MINIMUM, SIGNIFICANCE = 0.10, 3, 0.05
+LOG_SCALE = ("learning_rate", "hidden_size", "batch_size")
+
+
+@dataclass
+class VariantSummary:
+    variant: str
+    scored: int
+    failed: int
+    diverged: int
+    best: float | None
+    median: float | None
+    top_mean: float | None
+    p_value: float | None  # Welch's t-test of the top trials against vanilla's
+    direction: str  # "+" significantly worse than vanilla, "-" better, "" neither
+    solved: int | None = None  # adding problem: trials with >= 99 % answered within 0.04
+
+
+def _top(scores: list[float]) -> np.ndarray:
+    ranked = np.sort(np.asarray(scores, dtype=float))
+    return ranked[:max(TOP_MINIMUM, int(math.ceil(TOP_FRACTION * len(ranked))))]
+
+
+def summarise(records: list[dict], task: str, baseline: str = "V") -> list[VariantSummary]:
+    from scipy.stats import ttest_ind
+
+    rows = [r for r in records if r["task"] == task]
+    variants = [v for v in VARIANTS if any(r["variant"] == v for r in rows)]
+    variants += sorted({r["variant"] for r in rows} - set(variants))
+    scores = {v: [r["score"] for r in rows if r["variant"] == v and r["status"] == "ok"] for v in variants}
+    reference = _top(scores.get(baseline, []))
+    summaries = []
+    for variant in variants:
+        mine = [r for r in rows if r["variant"] == variant]
+        values = scores[variant]
+        top = _top(values) if values else np.array([])
+        p_value, direction = None, ""
+        if variant != baseline and len(top) >= 2 and len(reference) >= 2:
+            test = ttest_ind(top, reference, equal_var=False)
+            if math.isfinite(test.pvalue):
+                p_value = float(test.pvalue)
+                if p_value < SIGNIFICANCE:
+                    direction = "+" if top.mean() > reference.mean() else "-"
+        solved = None
+        if task == "adding":
+            solved = sum(r.get("solved_fraction", 0.0) >= 0.99 for r in mine if r["status"] == "ok")
+        summaries.append(VariantSummary(
+            variant, len(values), sum(r["status"] == "failed" for r in mine),
+            sum(r["status"] == "diverged" for r in mine),
+            float(np.min(values)) if values else None, float(np.median(values)) if values else None,
+            float(top.mean()) if len(top) else None, p_value, direction, solved))
+    return summaries
+
+
+def variance_shares(records: list[dict], task: str, seed: int = 0) -> dict[str, float]:
+    """Main-effect share of the variance of a task's (scored) results for each hyperparameter
+    that varied, and for the variant. Empty with fewer than 8 scored trials."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    rows = [r for r in records if r["task"] == task and r["status"] == "ok"]
+    if len(rows) < 8:
+        return {}
+    names = sorted({name for r in rows for name in r["hyperparameters"]})
+    names = [n for n in names if len({r["hyperparameters"].get(n) for r in rows}) > 1]
+    variants = sorted({r["variant"] for r in rows})
+    columns = []
+    for name in names:
+        values = np.array([float(r["hyperparameters"][name]) for r in rows])
+        columns.append(np.log(values) if name in LOG_SCALE and values.min() > 0 else values)
+    if len(variants) > 1:
+        names.append("variant")
+        columns.append(np.array([variants.index(r["variant"]) for r in rows], dtype=float))
+    if not names:
+        return {}
+    x = np.column_stack(columns)
+    y = np.array([r["score"] for r in rows])
+    forest = RandomForestRegressor(n_estimators=200, min_samples_leaf=2, random_state=seed).fit(x, y)
+    total = float(np.var(forest.predict(x)))
+    if total <= 0:
+        return {name: 0.0 for name in names}
+    shares = {}
+    for j, name in enumerate(names):
+        grid = np.unique(x[:, j]) if name == "variant" else np.quantile(x[:, j], np.linspace(0, 1, 20))
+        effect = []
+        for value in grid:
+            probe = x.copy()
+            probe[:, j] = value
+            effect.append(forest.predict(probe).mean())
+        shares[name] = float(np.var(effect) / total)
+    return shares
+
+
+def _format(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}g}"
+
+
+def task_table(summaries: list[VariantSummary], metric: str, adding: bool) -> str:
+    header = ["variant", "scored", "failed", "diverged", f"best {metric}", "median", "top-10% mean",
+              "p vs V", ""]
+    if adding:
+        header.insert(4, "solved")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for s in summaries:
+        cells = [s.variant, str(s.scored), str(s.failed), str(s.diverged), _format(s.best), _format(s.median),
+                 _format(s.top_mean), _format(s.p_value, 2), {"+": "worse", "-": "better", "": ""}[s.direction]]
+        if adding:
+            cells.insert(4, str(s.solved))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def box_plot(records: list[dict], task: str, summaries: list[VariantSummary], metric: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    variants = [s.variant for s in summaries if s.scored]
+    data = [[r["score"] for r in records if r["task"] == task and r["variant"] == v and r["status"] == "ok"]
+            for v in variants]
+    marks = {s.variant: s.direction for s in summaries}
+    figure, axes = plt.subplots(figsize=(max(5.0, 0.7 * len(variants) + 2), 4))
+    if data:
+        boxes = axes.boxplot(data, patch_artist=True, showfliers=True)
+        axes.set_xticks(range(1, len(variants) + 1),
+                        [v + {"+": " (worse)", "-": " (better)", "": ""}[marks[v]] for v in variants], rotation=45,
+                        ha="right")
+        colours = {"+": "#e8a0a0", "-": "#a0d8a0", "": "#d0d8e8"}
+        for patch, variant in zip(boxes["boxes"], variants):
+            patch.set_facecolor(colours[marks[variant]])
+    axes.set_ylabel(metric + " (lower is better)")
+    axes.set_title(f"{task}: every scored trial per variant (red/green: top 10 % differ from V, p < 0.05)",
+                   fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def write_report(directory: str | Path, out: str | Path | None = None) -> tuple[str, list[Path]]:
+    """Build the report of a results directory: returns (the Markdown text, the files written:
+    report.md and one box plot per task, in `out`, by default the results directory)."""
+    from .tasks import METRICS
+
+    records = read_results(directory)
+    if not records:
+        raise ValueError(f"{directory} has no finished trials yet")
+    out = Path(out) if out is not None else Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    sections, files = [], []
+    for task in [t for t in METRICS if any(r["task"] == t for r in records)]:
+        metric = METRICS[task]
+        summaries = summarise(records, task)
+        plot = out / f"{task}_boxplot.png"
+        box_plot(records, task, summaries, metric, plot)
+        files.append(plot)
+        shares = variance_shares(records, task)
+        share_text = ", ".join(f"{name} {share:.0%}" for name, share in
+                               sorted(shares.items(), key=lambda item: -item[1])) or "too few trials"
+        sections.append(f"## {task} ({metric})\n\n{task_table(summaries, metric, task == 'adding')}\n\n"
+                        f"Variance explained (main effects): {share_text}\n\n![{task}]({plot.name})\n")
+    failures = [r for r in records if r["status"] == "failed"]
+    if failures:
+        sections.append("## Failed trials\n\n" + "\n".join(f"- {r['key']}: {r.get('error', '')}" for r in failures)
+                        + "\n")
+    text = f"# Study report: {len(records)} trials\n\n" + "\n".join(sections)
+    report = out / "report.md"
+    report.write_text(text, encoding="utf-8")
+    files.insert(0, report)
+    return text, files
