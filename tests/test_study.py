@@ -68,6 +68,8 @@ def test_log_uniform_draws_spread_evenly_over_decades():
     ({"tasks": {"adding": {"length": -5}}}, "tasks.adding.length must be a positive integer"),
     ({"tasks": {}}, "name at least one task"),
     ({"epochs": 3}, "unknown key(s) epochs"),
+    ({"tasks": {"charlm": {"validation_chars": 3000}}}, "validation_chars must exceed 3,200"),
+    ({"tasks": {"charlm": {"train_chars": 1000, "seq_len": 50}}}, "train_chars must exceed batch_size x seq_len"),
 ])
 def test_a_bad_study_file_names_what_is_wrong(change, message):
     with pytest.raises(ValueError) as error:
@@ -93,7 +95,48 @@ def test_the_shipped_study_files_are_valid():
     odyssey = load_study(root / "odyssey.toml")
     assert set(odyssey.variants) == set(VARIANTS) and set(odyssey.tasks) == {"adding", "charlm", "jsb"}
     assert odyssey.steps_for("adding") == 1500 and odyssey.steps_for("charlm") == 1000
-    assert load_study(root / "quick.toml").trial_list()
+    assert len(odyssey.trial_list()) == 3 * 11 * 6
+    assert len(load_study(root / "quick.toml").trial_list()) == 3 * 4
+
+
+def test_a_trials_random_streams_are_independent():
+    """Weights, data order and noise must not be drawn from the stream the hyperparameters came
+    from: the first weight would then be a function of the learning rate."""
+    from rnnkit.network import SequenceNetwork
+
+    trials = study_from_dict(small_study(trials=40, variants=["GRU"])).trial_list()
+    rates = np.log([t.hyperparameters["learning_rate"] for t in trials])
+    first_weights = [SequenceNetwork(tasks.network_config("GRU", 2, 1, 4),
+                                     rng=np.random.default_rng(t.seed_for("weights"))).parameters()[0].value.flat[0]
+                     for t in trials]
+    assert abs(np.corrcoef(rates, first_weights)[0, 1]) < 0.5
+    assert len({t.seed_for(p) for t in trials[:1] for p in ("hyperparameters", "weights", "data_order")}) == 3
+
+
+def test_cpus_belong_to_the_local_ray_only(tmp_path, capsys):
+    study = tmp_path / "s.toml"
+    study.write_text('[budget]\nsteps = 1\n[space]\nlearning_rate = 0.1\nhidden_size = 4\n[tasks.adding]\n')
+    code, _, err = run_cli(capsys, "study", "run", study, "--address", "auto", "--cpus", "2", "--out", tmp_path)
+    assert code == 2 and "--cpus sizes the local Ray" in err
+
+
+# ------------------------------------------------------------------------------ results dir
+def test_one_writer_per_results_directory_and_a_study_may_grow(tmp_path):
+    from rnnkit.study.results import ResultsDir
+
+    first = ResultsDir(tmp_path, small_study())
+    with pytest.raises(ValueError, match="another `rnnkit study run` is writing"):
+        ResultsDir(tmp_path, small_study())
+    first.append({"key": "adding/V/0", "status": "failed", "error": "boom"})
+    first.append({"key": "adding/V/0", "status": "ok", "score": 0.1})  # a retry replaces the failure
+    assert [r["status"] for r in first.records] == ["ok"]
+    first.close()
+    grown = ResultsDir(tmp_path, small_study(trials=9))  # only `trials` changed: allowed
+    assert grown.finished_keys() == {"adding/V/0"}
+    assert json.loads((tmp_path / "study.json").read_text())["trials"] == 9
+    grown.close()
+    with pytest.raises(ValueError, match="different study"):
+        ResultsDir(tmp_path, small_study(seed=4))
 
 
 # ---------------------------------------------------------------------------------- tasks
@@ -116,6 +159,43 @@ def test_a_real_chorale_becomes_a_four_voice_roll():
     assert sorted(LOWEST_PITCH + np.flatnonzero(roll[0])) == [43, 59, 62, 67]
     voices = roll.sum(axis=1)
     assert voices.max() <= 4 and np.mean(voices == 4) > 0.8
+
+
+def test_chorale_split_keeps_each_piece_in_one_part():
+    from rnnkit.data.chorales import chorale_split
+
+    rng = np.random.default_rng(0)
+    rolls = [(rng.random((int(rng.integers(5, 20)), PITCHES)) < 0.1).astype(np.uint8) for _ in range(300)]
+    rolls += [rolls[k].copy() for k in range(0, 60, 3)]  # 20 pieces filed twice
+    train, validation, test = chorale_split(rolls)
+    assert (len(train), len(validation), len(test)) == (229, 60, 11)
+    digests = [[r.tobytes() + bytes(r.shape) for r in part] for part in (train, validation, test)]
+    assert len(set().union(*map(set, digests))) == 300 == sum(map(len, digests))
+
+
+def test_jsb_validation_score_is_the_nll_per_real_step_over_padded_batches():
+    """A trial's JSB score, through the padded batches and the trainer's evaluation, equals the
+    per-step negative log-likelihood computed one chorale at a time without padding."""
+    from rnnkit.network import SequenceNetwork
+    from rnnkit.train import Trainer
+    from rnnkit.optim import SGD
+
+    rng = np.random.default_rng(1)
+    rolls = [(rng.random((int(rng.integers(4, 30)), PITCHES)) < 0.08).astype(np.uint8) for _ in range(7)]
+    data = {**tasks._padded_rolls(rolls, "train"), **tasks._padded_rolls(rolls, "val")}
+    trial = study_from_dict(small_study(trials=1, variants=["NP"])).trial_list()[0]
+    setup = tasks.setup("jsb", data, 3, 0.0, trial)
+    model = SequenceNetwork(tasks.network_config("NP", PITCHES, PITCHES, 6), dtype=np.float64, rng=2)
+    score = Trainer(model, SGD(model.parameters(), lr=0.1), setup.loss).evaluate(setup.validation)
+    model.eval()
+    total, steps = 0.0, 0
+    for roll in rolls:
+        logits, _, _ = model.forward(roll[:-1, None, :].astype(np.float64))
+        p = 1 / (1 + np.exp(-logits[:, 0]))
+        target = roll[1:]
+        total += -(target * np.log(p) + (1 - target) * np.log(1 - p)).sum()
+        steps += len(roll) - 1
+    assert score == pytest.approx(total / steps, rel=1e-9)
 
 
 def test_per_step_nll_sums_over_pitches_and_averages_over_real_steps():

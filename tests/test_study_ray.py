@@ -82,9 +82,10 @@ def test_crashed_trials_are_recorded_as_failed_and_rerun_only_when_asked(tmp_pat
     assert "6 already finished" in stream.getvalue() and "0 to run" in stream.getvalue()
 
     stream = io.StringIO()
-    run_study(spec, tmp_path, cpus=2, stream=stream, retry_failed=True)
+    results = run_study(spec, tmp_path, cpus=2, stream=stream, retry_failed=True)
     assert "3 already finished" in stream.getvalue()
     assert {r["status"] for r in read_results(tmp_path)} == {"ok"}
+    assert {r["status"] for r in results.records} == {"ok"} and len(results.records) == 6
     lines = (tmp_path / RESULTS).read_text().splitlines()
     assert len(lines) == 9  # the failures stay on record; the retries come after them
 

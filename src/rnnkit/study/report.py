@@ -3,7 +3,8 @@
 - a table of every variant: trials scored, failed and diverged, the best and the median score,
   the mean of its top 10 % and Welch's t-test of those top trials against vanilla's (Greff et
   al. compared the best 10 % of each variant's trials, p < 0.05); with few trials the "top 10 %"
-  is at least 3 trials, and a variant is marked only when p < 0.05 (worse "+" or better "-");
+  is at least 3 trials (the table says how many), and a variant is marked only when p < 0.05
+  (worse "+" or better "-");
 - a box plot of each variant's scores (PNG), the significant variants marked;
 - how much of the score's variance each hyperparameter explains, as functional ANOVA's main
   effects (Hutter et al. 2014) computed from a random forest (scikit-learn) fitted to the trials:
@@ -11,9 +12,11 @@
       f_j(v) = mean over the trials' other hyperparameters of forest(x with x_j = v)
       share_j = Var_v f_j(v) / Var(forest over the trials' configurations)
 
-  on log scales for the log-sampled hyperparameters, with the variant as one more input (its
-  share is how much the choice of cell matters compared with the hyperparameters). Shares of
-  main effects need not add up to 1: the rest is interactions.
+  with v running over 20 quantiles of x_j (so the measure does not depend on the scale a
+  hyperparameter is drawn on) and the variant as one more input (its share is how much the
+  choice of cell matters compared with the hyperparameters). Shares of main effects need not
+  add up to 1: the rest is interactions. Only scored trials enter: diverged runs, typically the
+  highest learning rates, have no score, so the learning rate's share is an underestimate.
 """
 
 from __future__ import annotations
@@ -30,7 +33,16 @@ from .spec import VARIANTS
 __all__ = ["VariantSummary", "summarise", "variance_shares", "write_report"]
 
 TOP_FRACTION, TOP_MINIMUM, SIGNIFICANCE = 0.10, 3, 0.05
-LOG_SCALE = ("learning_rate", "hidden_size", "batch_size")
+
+
+def _require(module: str, extra: str = "study"):
+    """Import an optional dependency, or say in one line how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ValueError(f"the study report needs {module.split('.')[0]}: pip install 'rnnkit[{extra}]'") from None
 
 
 @dataclass
@@ -42,6 +54,7 @@ class VariantSummary:
     best: float | None
     median: float | None
     top_mean: float | None
+    top_count: int
     p_value: float | None  # Welch's t-test of the top trials against vanilla's
     direction: str  # "+" significantly worse than vanilla, "-" better, "" neither
     solved: int | None = None  # adding problem: trials with >= 99 % answered within 0.04
@@ -53,8 +66,7 @@ def _top(scores: list[float]) -> np.ndarray:
 
 
 def summarise(records: list[dict], task: str, baseline: str = "V") -> list[VariantSummary]:
-    from scipy.stats import ttest_ind
-
+    ttest_ind = _require("scipy.stats").ttest_ind
     rows = [r for r in records if r["task"] == task]
     variants = [v for v in VARIANTS if any(r["variant"] == v for r in rows)]
     variants += sorted({r["variant"] for r in rows} - set(variants))
@@ -79,25 +91,21 @@ def summarise(records: list[dict], task: str, baseline: str = "V") -> list[Varia
             variant, len(values), sum(r["status"] == "failed" for r in mine),
             sum(r["status"] == "diverged" for r in mine),
             float(np.min(values)) if values else None, float(np.median(values)) if values else None,
-            float(top.mean()) if len(top) else None, p_value, direction, solved))
+            float(top.mean()) if len(top) else None, len(top), p_value, direction, solved))
     return summaries
 
 
 def variance_shares(records: list[dict], task: str, seed: int = 0) -> dict[str, float]:
     """Main-effect share of the variance of a task's (scored) results for each hyperparameter
     that varied, and for the variant. Empty with fewer than 8 scored trials."""
-    from sklearn.ensemble import RandomForestRegressor
-
+    RandomForestRegressor = _require("sklearn.ensemble").RandomForestRegressor
     rows = [r for r in records if r["task"] == task and r["status"] == "ok"]
     if len(rows) < 8:
         return {}
     names = sorted({name for r in rows for name in r["hyperparameters"]})
     names = [n for n in names if len({r["hyperparameters"].get(n) for r in rows}) > 1]
     variants = sorted({r["variant"] for r in rows})
-    columns = []
-    for name in names:
-        values = np.array([float(r["hyperparameters"][name]) for r in rows])
-        columns.append(np.log(values) if name in LOG_SCALE and values.min() > 0 else values)
+    columns = [np.array([float(r["hyperparameters"][name]) for r in rows]) for name in names]
     if len(variants) > 1:
         names.append("variant")
         columns.append(np.array([variants.index(r["variant"]) for r in rows], dtype=float))
@@ -126,14 +134,15 @@ def _format(value: float | None, digits: int = 4) -> str:
 
 
 def task_table(summaries: list[VariantSummary], metric: str, adding: bool) -> str:
-    header = ["variant", "scored", "failed", "diverged", f"best {metric}", "median", "top-10% mean",
+    header = ["variant", "scored", "failed", "diverged", f"best {metric}", "median", "mean of top (n)",
               "p vs V", ""]
     if adding:
         header.insert(4, "solved")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for s in summaries:
         cells = [s.variant, str(s.scored), str(s.failed), str(s.diverged), _format(s.best), _format(s.median),
-                 _format(s.top_mean), _format(s.p_value, 2), {"+": "worse", "-": "better", "": ""}[s.direction]]
+                 f"{_format(s.top_mean)} ({s.top_count})", _format(s.p_value, 2),
+                 {"+": "worse", "-": "better", "": ""}[s.direction]]
         if adding:
             cells.insert(4, str(s.solved))
         lines.append("| " + " | ".join(cells) + " |")
@@ -141,8 +150,7 @@ def task_table(summaries: list[VariantSummary], metric: str, adding: bool) -> st
 
 
 def box_plot(records: list[dict], task: str, summaries: list[VariantSummary], metric: str, path: Path) -> None:
-    import matplotlib
-
+    matplotlib = _require("matplotlib", extra="study")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -188,7 +196,7 @@ def write_report(directory: str | Path, out: str | Path | None = None) -> tuple[
         share_text = ", ".join(f"{name} {share:.0%}" for name, share in
                                sorted(shares.items(), key=lambda item: -item[1])) or "too few trials"
         sections.append(f"## {task} ({metric})\n\n{task_table(summaries, metric, task == 'adding')}\n\n"
-                        f"Variance explained (main effects): {share_text}\n\n![{task}]({plot.name})\n")
+                        f"Variance explained (main effects, scored trials): {share_text}\n\n![{task}]({plot.name})\n")
     failures = [r for r in records if r["status"] == "failed"]
     if failures:
         sections.append("## Failed trials\n\n" + "\n".join(f"- {r['key']}: {r.get('error', '')}" for r in failures)

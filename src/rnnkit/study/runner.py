@@ -97,20 +97,29 @@ def run_study(spec: StudySpec, out, *, address: str | None = None, cpus: int | N
     """Run every trial of `spec` not yet in the results directory `out`; returns the directory.
     `trial_function(trial, data, optimizer, steps, max_seconds) -> record` is the trial body
     (replaceable for tests)."""
+    if address is not None and cpus is not None:
+        raise ValueError("--cpus sizes the local Ray; a cluster given with --address has its own CPUs")
     results = ResultsDir(out, spec.source)
+    try:
+        _run(spec, results, address, cpus, retry_failed, stream or sys.stderr, trial_function)
+    finally:
+        results.close()
+    return results
+
+
+def _run(spec, results, address, cpus, retry_failed, stream, trial_function) -> None:
     finished = results.finished_keys(retry_failed)
     trials = spec.trial_list()
     todo = [trial for trial in trials if trial.key not in finished]
-    stream = stream or sys.stderr
-    already = len(trials) - len(todo)
     stream.write(f"study {spec.name}: {len(trials)} trials ({len(spec.tasks)} task(s) x {len(spec.variants)} "
-                 f"variant(s) x {spec.trials}), {already} already finished in {results.directory}, "
+                 f"variant(s) x {spec.trials}), {len(trials) - len(todo)} already finished in {results.directory}, "
                  f"{len(todo)} to run\n")
     if not todo:
-        return results
-    progress = Progress(len(trials), [r for r in results.records if r["key"] in finished], stream)
-
+        return
     ray = _import_ray()
+    # The data first: a task that cannot load (no music21, no corpus) fails before Ray starts.
+    data = {task: tasks.prepare(task, spec.tasks[task]) for task in sorted({t.task for t in todo})}
+    progress = Progress(len(trials), [r for r in results.records if r["key"] in finished], stream)
     options = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
     if address is None:  # "local": a new Ray of our own, even if a `ray start` cluster is running
         options.update(address="local", num_cpus=cpus or os.cpu_count() or 1)
@@ -124,17 +133,17 @@ def run_study(spec: StudySpec, out, *, address: str | None = None, cpus: int | N
     except ConnectionError as error:
         raise ValueError(f"cannot reach the Ray cluster at {address} ({error}); is it running, and, with "
                          "Ray's token authentication, is RAY_AUTH_MODE=token set here too?") from None
+    pending: dict = {}  # ObjectRef -> (trial, submitted at)
     try:
         slots = max(int(ray.cluster_resources().get("CPU", 1)), 1)
-        data = {task: ray.put(tasks.prepare(task, spec.tasks[task])) for task in {t.task for t in todo}}
+        shared = {task: ray.put(arrays) for task, arrays in data.items()}
         remote = ray.remote(num_cpus=1, max_retries=0)(trial_function)
-        pending: dict = {}  # ObjectRef -> (trial, submitted at)
         queue = list(reversed(todo))
         while queue or pending:
             while queue and len(pending) < slots:
                 trial = queue.pop()
-                ref = remote.remote(trial, data[trial.task], spec.optimizer, spec.steps_for(trial.task),
-                                     spec.max_seconds)
+                ref = remote.remote(trial, shared[trial.task], spec.optimizer, spec.steps_for(trial.task),
+                                    spec.max_seconds)
                 pending[ref] = (trial, time.perf_counter())
             progress.running = len(pending)
             progress.show()
@@ -150,10 +159,11 @@ def run_study(spec: StudySpec, out, *, address: str | None = None, cpus: int | N
                 progress.running = len(pending)
                 progress.finished(record)
     except KeyboardInterrupt:
-        for ref in list(locals().get("pending", {})):
+        for ref in pending:
             ray.cancel(ref, force=True)
+        stream.write(f"\nstopped; the {progress.done} finished trials are kept in {results.path}: run the same "
+                     "command again to go on\n")
         raise
     finally:
         ray.shutdown()
     progress.show(final=True)
-    return results

@@ -24,9 +24,10 @@ from a TOML file.
     [tasks.charlm]
     [tasks.jsb]
 
-Trials are paired: trial k of a task draws the same hyperparameters (and the same data order)
-for every variant, from a generator seeded by (seed, task, k), so variants are compared on the
-same configurations and a trial's settings never depend on which other trials ran.
+Trials are paired: trial k of a task has the same seed, (seed, task, k), for every variant, so
+variants are compared on the same hyperparameters, data order and input noise, and a trial's
+settings never depend on which other trials ran. Each random choice of a trial draws from its
+own stream of that seed (`Trial.seed_for`), so no two of them are correlated.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ HYPERPARAMETERS = {
     "clip_norm": 0.0,      # 0: no clipping
 }
 INTEGER_HYPERPARAMETERS = ("hidden_size", "batch_size")
+#: A trial's random streams, each seeded by (seed, task, k, position in this tuple).
+STREAMS = ("hyperparameters", "weights", "data_order", "input_noise")
 
 
 def _sample_log_uniform(rng, low, high):
@@ -102,6 +105,10 @@ class Trial:
     def key(self) -> str:
         return f"{self.task}/{self.variant}/{self.index}"
 
+    def seed_for(self, purpose: str) -> tuple[int, ...]:
+        """The seed of one of the trial's independent random streams."""
+        return self.seed + (STREAMS.index(purpose),)
+
 
 @dataclass(frozen=True)
 class StudySpec:
@@ -127,7 +134,7 @@ class StudySpec:
         for task in self.tasks:
             for index in range(self.trials):
                 seed = (self.seed, zlib.crc32(task.encode()), index)
-                rng = np.random.default_rng(seed)
+                rng = np.random.default_rng(seed + (STREAMS.index("hyperparameters"),))
                 hyperparameters = {d.name: d.draw(rng) for d in self.space}
                 for variant in self.variants:
                     trials.append(Trial(task, variant, index, hyperparameters, seed))
@@ -145,7 +152,7 @@ def load_study(path: str | Path) -> StudySpec:
 
 
 def study_from_dict(source: dict, where: str = "study") -> StudySpec:
-    from .tasks import TASKS, check_task_options
+    from .tasks import TASKS, check_task_options, check_task_sizes
 
     known = {"name", "seed", "trials", "variants", "optimizer", "budget", "space", "tasks"}
     _no_unknown(source, known, where)
@@ -192,6 +199,10 @@ def study_from_dict(source: dict, where: str = "study") -> StudySpec:
         if not isinstance(options, dict):
             raise ValueError(f"{where}: [tasks.{task}] must be a table of options")
         check_task_options(task, options, where)
+    batch = next(d for d in space if d.name == "batch_size")
+    largest_batch = int(batch.value if batch.distribution is None else round(batch.high))
+    for task, options in tasks.items():
+        check_task_sizes(task, options, largest_batch, where)
     return StudySpec(name, seed, trials, tuple(normalised), optimizer, steps,
                      None if max_seconds is None else float(max_seconds), space, dict(tasks), source)
 

@@ -55,6 +55,22 @@ def check_task_options(task: str, options: dict, where: str) -> None:
             raise ValueError(f"{where}: tasks.{task}.{name} must be a positive integer, got {value!r}")
 
 
+CHARLM_VALIDATION = (32, 100)  # streams x steps of the character model's validation batches
+
+
+def check_task_sizes(task: str, options: dict, largest_batch: int, where: str) -> None:
+    """Data too small for the batches a trial may draw fails here, not in every trial."""
+    o = _options(task, options)
+    if task == "charlm":
+        streams, steps = CHARLM_VALIDATION
+        if o["validation_chars"] <= streams * steps:
+            raise ValueError(f"{where}: tasks.charlm.validation_chars must exceed {streams * steps:,} "
+                             f"({streams} validation streams of {steps} characters)")
+        if o["train_chars"] <= largest_batch * o["seq_len"]:
+            raise ValueError(f"{where}: tasks.charlm.train_chars must exceed batch_size x seq_len = "
+                             f"{largest_batch} x {o['seq_len']}")
+
+
 def _options(task: str, options: dict) -> dict:
     return {**TASK_OPTIONS[task], **{k: v for k, v in options.items() if k != "steps"}}
 
@@ -139,11 +155,15 @@ class Setup:
     extra: Callable | None = None  # extra(model) -> dict of numbers
 
 
-def setup(task: str, data: dict, batch_size: int, noise: float, seed) -> Setup:
+def setup(task: str, data: dict, batch_size: int, noise: float, trial) -> Setup:
+    """The task's batches for `trial` (its data order and input noise from the trial's own
+    random streams)."""
+    order = int(np.random.SeedSequence(trial.seed_for("data_order")).generate_state(1)[0])
+    seed = trial.seed_for("input_noise")
     if task == "adding":
         last = np.zeros(data["train_x"].shape[:2], bool)
         last[:, -1] = True
-        train = ExampleBatches(data["train_x"], data["train_y"], mask=last, batch_size=batch_size, seed=seed[-1])
+        train = ExampleBatches(data["train_x"], data["train_y"], mask=last, batch_size=batch_size, seed=order)
         validation = ExampleBatches(data["val_x"], data["val_y"], mask=last[:1].repeat(len(data["val_x"]), 0),
                                     batch_size=250)
         return Setup(2, 1, NoisyInputs(train, noise, seed), validation, mse,
@@ -152,13 +172,13 @@ def setup(task: str, data: dict, batch_size: int, noise: float, seed) -> Setup:
         size = int(data["vocabulary"])
         one_hot = np.eye(size, dtype=np.float32)
         train = StreamBatches(data["train"], batch_size, int(data["seq_len"]))
-        validation = StreamBatches(data["validation"], 32, 100)
+        validation = StreamBatches(data["validation"], *CHARLM_VALIDATION)
         return Setup(size, size, NoisyInputs(train, noise, seed, encode=one_hot.__getitem__),
                      NoisyInputs(validation, 0.0, seed, encode=one_hot.__getitem__), softmax_cross_entropy)
     if task == "jsb":
         pitches = data["train_x"].shape[2]
         train = ExampleBatches(data["train_x"], data["train_y"], mask=data["train_mask"],
-                               padding=data["train_mask"], batch_size=batch_size, seed=seed[-1])
+                               padding=data["train_mask"], batch_size=batch_size, seed=order)
         validation = ExampleBatches(data["val_x"], data["val_y"], mask=data["val_mask"], padding=data["val_mask"],
                                     batch_size=len(data["val_x"]))
         return Setup(pitches, pitches, NoisyInputs(train, noise, seed), NoisyInputs(validation, 0.0, seed),

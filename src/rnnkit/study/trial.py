@@ -35,9 +35,9 @@ def run_trial(trial: Trial, data: dict, optimizer: str, steps: int, max_seconds:
     started = time.perf_counter()
     hp = trial.hyperparameters
     with one_blas_thread():
-        setup = tasks.setup(trial.task, data, int(hp["batch_size"]), float(hp["input_noise"]), trial.seed)
+        setup = tasks.setup(trial.task, data, int(hp["batch_size"]), float(hp["input_noise"]), trial)
         config = tasks.network_config(trial.variant, setup.input_size, setup.output_size, int(hp["hidden_size"]))
-        model = SequenceNetwork(config, rng=np.random.default_rng(trial.seed))
+        model = SequenceNetwork(config, rng=np.random.default_rng(trial.seed_for("weights")))
         if optimizer == "sgd":
             momentum = float(hp["momentum"])
             update = SGD(model.parameters(), lr=float(hp["learning_rate"]), momentum=momentum,
