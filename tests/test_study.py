@@ -302,6 +302,7 @@ def test_report_writes_tables_plots_and_failures(tmp_path, capsys):
     code, out, _ = run_cli(capsys, "study", "report", tmp_path, "--out", tmp_path / "report")
     assert code == 0
     assert "| NFG | 40 | 0 | 0 |" in out and "worse" in out and "better" in out
+    assert "Variance explained by each input alone" in out and "learning_rate" in out
     assert "charlm/NP/99: MemoryError: out of memory" in out
     assert (tmp_path / "report" / "report.md").read_text() in out
     png = (tmp_path / "report" / "charlm_boxplot.png").read_bytes()
@@ -321,3 +322,24 @@ def test_median_and_best_are_what_they_say():
     (summary,) = summarise(records, "adding")
     assert summary.best == 0.1 and summary.median == 0.3 and summary.solved == 1
     assert math.isclose(summary.top_mean, 0.3)  # the top 10 % is at least three trials
+
+
+def test_paired_split_separates_configuration_from_variant():
+    from rnnkit.study.report import paired_shares
+
+    config_effect = {0: 0.0, 1: 1.0, 2: 2.0, 3: 3.0}   # variance 1.25 per cell
+    variant_effect = {"V": 0.0, "GRU": 0.5}            # variance 0.0625 per cell
+    records = [{"key": f"jsb/{v}/{k}", "task": "jsb", "variant": v, "trial": k, "status": "ok",
+                "score": 5 + config_effect[k] + variant_effect[v], "hyperparameters": {}}
+               for k in config_effect for v in variant_effect]
+    records.append({"key": "jsb/V/4", "task": "jsb", "variant": "V", "trial": 4, "status": "ok", "score": 99.0,
+                    "hyperparameters": {}})  # GRU has no trial 4: left out of the paired split
+    shares = paired_shares(records, "jsb")
+    assert shares["configurations"] == 4
+    assert shares["configuration"] == pytest.approx(1.25 / 1.3125)
+    assert shares["variant"] == pytest.approx(0.0625 / 1.3125)
+    assert shares["interaction"] == pytest.approx(0.0, abs=1e-12)
+    from rnnkit.study.report import _variance_text
+
+    text = _variance_text(records, "jsb")
+    assert "over the 4 configurations" in text and "need at least 20 trials per variant" in text

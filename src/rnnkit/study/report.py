@@ -17,6 +17,13 @@
   choice of cell matters compared with the hyperparameters). Shares of main effects need not
   add up to 1: the rest is interactions. Only scored trials enter: diverged runs, typically the
   highest learning rates, have no score, so the learning rate's share is an underestimate.
+  Trials are paired (trial k has the same hyperparameters for every variant), so a study with k
+  trials per variant has only k configurations, each changing every hyperparameter at once;
+  below MIN_CONFIGURATIONS of them the forest cannot tell hyperparameters apart, and the report
+  gives only the split it can make:
+- the paired design's two-way split of the variance (a two-way ANOVA without replication, over
+  the configurations every variant finished): the share of the configuration (all
+  hyperparameters together), the share of the variant, and the rest (their interaction).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from .spec import VARIANTS
 __all__ = ["VariantSummary", "summarise", "variance_shares", "write_report"]
 
 TOP_FRACTION, TOP_MINIMUM, SIGNIFICANCE = 0.10, 3, 0.05
+MIN_CONFIGURATIONS = 20
 
 
 def _require(module: str, extra: str = "study"):
@@ -93,6 +101,30 @@ def summarise(records: list[dict], task: str, baseline: str = "V") -> list[Varia
             float(np.min(values)) if values else None, float(np.median(values)) if values else None,
             float(top.mean()) if len(top) else None, len(top), p_value, direction, solved))
     return summaries
+
+
+def paired_shares(records: list[dict], task: str) -> dict[str, float] | None:
+    """Shares of the variance of the scores Y (configurations x variants, the configurations
+    every variant finished) explained by the configuration and by the variant:
+
+        SS_config  = V * sum_c (mean_c - mean)^2       SS_variant = C * sum_v (mean_v - mean)^2
+        share = SS / SS_total;  "interaction" = 1 - both
+
+    None with fewer than 2 complete configurations or 2 variants."""
+    rows = [r for r in records if r["task"] == task and r["status"] == "ok"]
+    variants = sorted({r["variant"] for r in rows})
+    scores = {(r["trial"], r["variant"]): r["score"] for r in rows}
+    complete = sorted(k for k in {r["trial"] for r in rows} if all((k, v) in scores for v in variants))
+    if len(complete) < 2 or len(variants) < 2:
+        return None
+    y = np.array([[scores[(k, v)] for v in variants] for k in complete])
+    total = float(((y - y.mean()) ** 2).sum())
+    if total == 0:
+        return None
+    configuration = len(variants) * float(((y.mean(axis=1) - y.mean()) ** 2).sum()) / total
+    variant = len(complete) * float(((y.mean(axis=0) - y.mean()) ** 2).sum()) / total
+    return {"configuration": configuration, "variant": variant, "interaction": 1.0 - configuration - variant,
+            "configurations": len(complete)}
 
 
 def variance_shares(records: list[dict], task: str, seed: int = 0) -> dict[str, float]:
@@ -167,12 +199,41 @@ def box_plot(records: list[dict], task: str, summaries: list[VariantSummary], me
         colours = {"+": "#e8a0a0", "-": "#a0d8a0", "": "#d0d8e8"}
         for patch, variant in zip(boxes["boxes"], variants):
             patch.set_facecolor(colours[marks[variant]])
+        # A few blown-up runs (NOAF's unbounded cell state) would squash every box: the axis
+        # ends a little above the highest whisker and such points are written at its top.
+        low = min(min(values) for values in data)
+        top = max(max(line.get_ydata()) for line in boxes["whiskers"])
+        top += 0.08 * (top - low) or 0.1 * abs(top) or 1.0
+        axes.set_ylim(low - 0.04 * (top - low), top)
+        for position, values in enumerate(data, start=1):
+            above = sorted(v for v in values if v > top)
+            if above:
+                axes.annotate("\u2191 " + "\n".join(f"{v:.3g}" for v in above), (position, top), xytext=(0, -3),
+                              textcoords="offset points", fontsize=7, ha="center", va="top", color="#a03030")
     axes.set_ylabel(metric + " (lower is better)")
     axes.set_title(f"{task}: every scored trial per variant (red/green: top 10 % differ from V, p < 0.05)",
                    fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def _variance_text(records: list[dict], task: str) -> str:
+    paired = paired_shares(records, task)
+    lines = []
+    if paired is not None:
+        lines.append(f"Variance split over the {paired['configurations']} configurations every variant finished: "
+                     f"configuration (the hyperparameters together) {paired['configuration']:.0%}, "
+                     f"variant {paired['variant']:.0%}, interaction {paired['interaction']:.0%}.")
+    configurations = len({r["trial"] for r in records if r["task"] == task and r["status"] == "ok"})
+    if configurations < MIN_CONFIGURATIONS:
+        lines.append(f"Hyperparameter shares need at least {MIN_CONFIGURATIONS} trials per variant to tell the "
+                     f"hyperparameters apart (this study has {configurations}).")
+    else:
+        shares = variance_shares(records, task)
+        lines.append("Variance explained by each input alone (random-forest main effects, scored trials): "
+                     + ", ".join(f"{name} {share:.0%}" for name, share in sorted(shares.items(), key=lambda i: -i[1])))
+    return "\n".join(lines)
 
 
 def write_report(directory: str | Path, out: str | Path | None = None) -> tuple[str, list[Path]]:
@@ -192,11 +253,8 @@ def write_report(directory: str | Path, out: str | Path | None = None) -> tuple[
         plot = out / f"{task}_boxplot.png"
         box_plot(records, task, summaries, metric, plot)
         files.append(plot)
-        shares = variance_shares(records, task)
-        share_text = ", ".join(f"{name} {share:.0%}" for name, share in
-                               sorted(shares.items(), key=lambda item: -item[1])) or "too few trials"
         sections.append(f"## {task} ({metric})\n\n{task_table(summaries, metric, task == 'adding')}\n\n"
-                        f"Variance explained (main effects, scored trials): {share_text}\n\n![{task}]({plot.name})\n")
+                        f"{_variance_text(records, task)}\n\n![{task}]({plot.name})\n")
     failures = [r for r in records if r["status"] == "failed"]
     if failures:
         sections.append("## Failed trials\n\n" + "\n".join(f"- {r['key']}: {r.get('error', '')}" for r in failures)
