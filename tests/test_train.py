@@ -95,6 +95,16 @@ def test_early_stopping_after_patience_evaluations():
     assert all("val_loss" in r for r in history[1::2])
 
 
+def test_a_run_shorter_than_eval_every_still_ends_with_an_evaluation_and_a_best_checkpoint(tmp_path):
+    trainer, batches = lm_setup()
+    history = trainer.fit(batches, steps=7, validation=batches, eval_every=5, checkpoint_dir=tmp_path)
+    assert [r["step"] for r in history if "val_loss" in r] == [5, 7]
+    assert history[-1]["val_loss"] == pytest.approx(trainer.evaluate(batches))
+    assert (tmp_path / "best.safetensors").exists()
+    history = trainer.fit(batches, steps=10, validation=batches, eval_every=5)  # ends on an evaluation step
+    assert [r["step"] for r in history if "val_loss" in r] == [5, 7, 10]
+
+
 def test_callbacks_see_every_step_and_can_stop_training():
     trainer, batches = lm_setup()
     seen = []

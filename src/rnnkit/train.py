@@ -148,7 +148,8 @@ class Trainer:
         """Train until `steps` total steps, `epochs` total epochs or `max_seconds` of wall time,
         whichever comes first (at least one must be given), or until early stopping.
 
-        Every `eval_every` steps the model is scored: by `score()` if given (any number to
+        Every `eval_every` steps, and once more at the end if the last step was not one of those
+        (so a short run still has a best checkpoint), the model is scored: by `score()` if given (any number to
         minimise, e.g. a forecast's error; recorded as "val_score"), else by the validation loss,
         else by the training loss. The best score's weights are kept in `best_weights`;
         `patience` evaluations without a better score stop training.
@@ -164,6 +165,7 @@ class Trainer:
         started = time.perf_counter()
         s = self.state
         self.should_stop = False
+        evaluated = s.step
         try:
             while not self._finished(steps, epochs, max_seconds, started):
                 if s.position == 0:
@@ -178,6 +180,7 @@ class Trainer:
                 self._advance(len(batches))
                 if s.step % eval_every == 0:
                     self._evaluate_and_keep_best(record, validation, score, patience, checkpoint_dir, metadata)
+                    evaluated = s.step
                 s.history.append(record)
                 for callback in self.callbacks:
                     callback(self, record)
@@ -189,6 +192,8 @@ class Trainer:
             if checkpoint_dir is not None:
                 self.save(checkpoint_dir / "last.safetensors", metadata)
             raise
+        if s.step != evaluated and s.history:
+            self._evaluate_and_keep_best(s.history[-1], validation, score, None, checkpoint_dir, metadata)
         if checkpoint_dir is not None:
             self.save(checkpoint_dir / "last.safetensors", metadata)
         return s.history
