@@ -10,7 +10,7 @@ from clirun import run_cli
 from rnnkit.data.batches import ExampleBatches, Padded
 from rnnkit.data.chorales import LOWEST_PITCH, PITCHES, piano_roll
 from rnnkit.study import tasks
-from rnnkit.study.report import summarise, variance_shares, write_report
+from rnnkit.study.report import summarise, variance_shares
 from rnnkit.study.spec import VARIANTS, load_study, study_from_dict
 from rnnkit.study.trial import run_trial
 

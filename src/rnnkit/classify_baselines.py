@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .optional import require
 from .threads import one_blas_thread
 
 __all__ = ["BaselineResult", "feature_baseline", "text_baseline"]
@@ -38,10 +39,7 @@ class BaselineResult:
 
 
 def _sklearn():
-    try:
-        import sklearn  # noqa: F401
-    except ImportError:
-        raise ValueError("the baselines need scikit-learn: pip install 'rnnkit[datasets]', or pass --no-baseline") from None
+    require("sklearn", "datasets", "the baselines", alternative=", or pass --no-baseline")
 
 
 @contextlib.contextmanager

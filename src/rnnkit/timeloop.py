@@ -83,8 +83,7 @@ def backward_sequence(cell: Cell, d_outputs: np.ndarray | None, d_state: State, 
     """BPTT through one `forward_sequence` call. d_outputs: (T, B, H) in x's time order (None
     for no gradient on the outputs); d_state: gradient w.r.t. the final state. Adds parameter
     gradients into the cell's Parameters; returns (dL/dx (T, B, I) in x's order, dL/dstate0)."""
-    x = cache.x
-    steps, batch, features = x.shape
+    steps, batch = cache.x.shape[:2]
     rows = cell.weight_ih.value.shape[0]
     if d_outputs is not None and reverse:
         d_outputs = d_outputs[::-1]
@@ -109,11 +108,7 @@ def backward_sequence(cell: Cell, d_outputs: np.ndarray | None, d_state: State, 
             d_previous = cell.step_backward(t, d_state, cache, d_input[t], d_recurrent[t])
         d_state = d_previous
 
-    # dL/d(x W_ih^T): d_input itself, or taken back through the input's layer norm.
-    d_product = cache.d_ih_product = cell.input_product_gradient(cache, d_input)
-    cell.accumulate_grads(cache, x, d_input, d_recurrent)
-    dx = (d_product.reshape(steps * batch, rows) @ cell.weight_ih.value).reshape(steps, batch, features)
-    return _input_gradient(dx, cache, reverse), d_state
+    return _input_gradient(cell.finish_backward(cache, d_input, d_recurrent), cache, reverse), d_state
 
 
 def _input_gradient(dx: np.ndarray, cache, reverse: bool) -> np.ndarray:

@@ -130,9 +130,10 @@ class Cell:
         return cache
 
     # ----------------------------------------------------------------------------- maths
-    def input_projection(self, x: np.ndarray, cache) -> np.ndarray:
+    def input_projection(self, x: np.ndarray, cache=None) -> np.ndarray:
         """a = x W_ih^T + b_ih (or LN(x W_ih^T) + b_ih) for all T steps in one GEMM:
-        x (T, B, I) -> (T, B, G*H)."""
+        x (T, B, I) -> (T, B, G*H). The cache, which keeps the normalisation's statistics, is
+        needed only with layer_norm (the compiled kernels, which have none, pass None)."""
         steps, batch, features = x.shape
         rows = self.weight_ih.value.shape[0]
         projection = (x.reshape(steps * batch, features) @ self.weight_ih.value.T).reshape(steps, batch, rows)
@@ -166,6 +167,15 @@ class Cell:
         if cache.recurrent_mask is not None:
             dh_prev *= cache.recurrent_mask
         return dh_prev
+
+    def finish_backward(self, cache, d_input: np.ndarray, d_recurrent: np.ndarray) -> np.ndarray:
+        """After the backward loop (NumPy or compiled): every weight gradient, one GEMM each, and
+        dL/dx = dL/d(x W_ih^T) W_ih for all steps, (T, B, I), from dL/da and dL/dr (T, B, G*H)."""
+        x = cache.x
+        steps, batch, features = x.shape
+        d_product = cache.d_ih_product = self.input_product_gradient(cache, d_input)
+        self.accumulate_grads(cache, x, d_input, d_recurrent)
+        return (d_product.reshape(steps * batch, -1) @ self.weight_ih.value).reshape(steps, batch, features)
 
     def input_product_gradient(self, cache, d_input: np.ndarray) -> np.ndarray:
         """dL/d(x W_ih^T) for all steps from dL/da (T, B, G*H): d_input itself, or taken back

@@ -58,7 +58,6 @@ bounded. Backward, the only new step:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import numpy as np
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..models.conditioned import SPECIAL_TOKENS
+from ..optional import require
 
 __all__ = ["DIGIT_WORDS", "digit_captions", "load_digits", "word_vocabulary"]
 
@@ -19,11 +20,7 @@ DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "e
 
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
     """(images (N, 64) scaled to [0, 1], digits (N,))."""
-    try:
-        from sklearn.datasets import load_digits as sklearn_digits
-    except ImportError:
-        raise ValueError("the digits data set comes with scikit-learn: pip install 'rnnkit[datasets]'") from None
-    data = sklearn_digits()
+    data = require("sklearn.datasets", "datasets", "the digits data set (from scikit-learn)").load_digits()
     return (data.data / 16.0).astype(np.float32), data.target.astype(np.int64)
 
 

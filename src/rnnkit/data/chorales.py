@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..optional import require
 from .corpora import cache_dir
 
 __all__ = ["LOWEST_PITCH", "PITCHES", "piano_roll", "score_roll", "load_chorales", "distinct", "chorale_split"]
@@ -56,17 +57,8 @@ def score_roll(score) -> np.ndarray:
     return piano_roll(notes, float(flat.highestTime))
 
 
-def music21_module():
-    try:
-        import music21
-    except ImportError:
-        raise ValueError("the chorales come from the music21 corpus: install it with "
-                         "pip install 'rnnkit[study]' (or pip install music21)") from None
-    return music21
-
-
 def _parse_all() -> list[np.ndarray]:
-    music21 = music21_module()
+    music21 = require("music21", "study", "the chorales (from the music21 corpus)")
     return [score_roll(music21.corpus.parse(name))
             for name in music21.corpus.chorales.Iterator(returnType="filename")]
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..files import existing_file
+from ..optional import require
 
 __all__ = ["Series", "NAMED_SERIES", "load_series", "load_named", "read_csv", "check_finite",
            "interpolate_gaps", "Split", "chronological_split", "Scaler", "sliding_windows", "time_axis",
@@ -75,13 +76,7 @@ def load_named(name: str) -> Series:
     if name not in NAMED_SERIES:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(NAMED_SERIES)}")
     info = NAMED_SERIES[name]
-    try:
-        import importlib
-
-        module = importlib.import_module(f"statsmodels.datasets.{info.module}")
-    except ImportError:
-        raise ValueError(f"the named datasets come with statsmodels; install it with "
-                         f"pip install 'rnnkit[forecast]'") from None
+    module = require(f"statsmodels.datasets.{info.module}", "forecast", "the named datasets (from statsmodels)")
     frame = module.load_pandas().data
     column = info.value_column or frame.columns[0]
     values = frame[column].to_numpy(dtype=np.float64)

@@ -1,24 +1,18 @@
-"""What the compiled kernels of `gru.py` and `elman.py` share with `rnnkit.timeloop`: the input
-projection before the loop, the weight gradients and dL/dx after it (the same NumPy code)."""
+"""What the Python entry points of the compiled kernels share."""
 
 from __future__ import annotations
 
 import numpy as np
 
 
-def input_projection(cell, x: np.ndarray) -> np.ndarray:
-    """a = x W_ih^T + b_ih for all T steps in one GEMM: x (T, B, I) -> (T, B, G*H)."""
-    steps, batch, features = x.shape
-    rows = cell.weight_ih.value.shape[0]
-    projection = (x.reshape(steps * batch, features) @ cell.weight_ih.value.T).reshape(steps, batch, rows)
-    if cell.bias_ih is not None:
-        projection += cell.bias_ih.value
-    return projection
+def bias_or_zeros(param, rows: int, dtype) -> np.ndarray:
+    """A bias Parameter's values, or zeros for a cell built with bias=False (the loops always add one)."""
+    return param.value if param is not None else np.zeros(rows, dtype)
 
 
-def finish_backward(cell, cache, x: np.ndarray, d_input: np.ndarray, d_recurrent: np.ndarray) -> np.ndarray:
-    """Add the weight gradients (one GEMM each) and return dL/dx = dL/da W_ih, (T, B, I)."""
-    steps, batch, features = x.shape
-    rows = d_input.shape[-1]
-    cell.accumulate_grads(cache, x, d_input, d_recurrent)
-    return (d_input.reshape(steps * batch, rows) @ cell.weight_ih.value).reshape(steps, batch, features)
+def output_gradients(d_outputs, batch: int, hidden: int, dtype) -> np.ndarray:
+    """dL/dy as a contiguous (T, B, H) array, or an empty (0, B, H) one when the outputs got no
+    gradient (the backward loops add dy only when it has steps)."""
+    if d_outputs is None:
+        return np.zeros((0, batch, hidden), dtype)
+    return np.ascontiguousarray(d_outputs, dtype=dtype)

@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 from .activations import ACTIVATION_CODES, activate, activation_grad
-from ._sequence import finish_backward, input_projection
+from ._sequence import bias_or_zeros, output_gradients
 from .blas import find_gemm, find_gemv, gemm, project
 
 kernel = njit(cache=True, error_model="numpy")
@@ -68,23 +68,19 @@ def inference_step(gemm_address, gemv_address, x, h, w_ih, w_hh, b_ih, b_hh, pre
 
 
 # ----------------------------------------------------------------------- Python entry points
-def _bias(param, rows, dtype):
-    return param.value if param is not None else np.zeros(rows, dtype)
-
-
 def _activation(cell, dtype):
     return ACTIVATION_CODES[cell.nonlinearity], np.dtype(dtype).type(cell.negative_slope)
 
 
 def forward_sequence(cell, x: np.ndarray, state0):
     """x (T, B, I) -> (outputs (T, B, H), state, cache)."""
-    projection = input_projection(cell, x)
+    projection = cell.input_projection(x)
     steps, batch, rows = projection.shape
     dtype = projection.dtype
     h = np.empty((steps + 1, batch, cell.hidden_size), dtype)
     h[0] = state0[0]
     w_hh_t = np.ascontiguousarray(cell.weight_hh.value.T)
-    forward_loop(find_gemm(dtype), w_hh_t, _bias(cell.bias_hh, rows, dtype), projection, h, *_activation(cell, dtype))
+    forward_loop(find_gemm(dtype), w_hh_t, bias_or_zeros(cell.bias_hh, rows, dtype), projection, h, *_activation(cell, dtype))
     return h[1:], (h[-1],), SimpleNamespace(h=h, recurrent_mask=None)
 
 
@@ -93,10 +89,9 @@ def backward_sequence(cell, d_outputs, d_state, cache):
     steps, batch, hidden = h.shape[0] - 1, h.shape[1], h.shape[2]
     dz = np.empty((steps, batch, hidden), h.dtype)
     dh = np.array(d_state[0], dtype=h.dtype, order="C")
-    dy = (np.zeros((0, batch, hidden), h.dtype) if d_outputs is None
-          else np.ascontiguousarray(d_outputs, dtype=h.dtype))
+    dy = output_gradients(d_outputs, batch, hidden, h.dtype)
     backward_loop(find_gemm(h.dtype), cell.weight_hh.value, h, dy, dh, dz, *_activation(cell, h.dtype))
-    return finish_backward(cell, cache, cache.x, dz, dz), (dh,)
+    return cell.finish_backward(cache, dz, dz), (dh,)
 
 
 def step(cell, x: np.ndarray, state):
@@ -105,6 +100,6 @@ def step(cell, x: np.ndarray, state):
     batch, rows = x.shape[0], cell.weight_hh.value.shape[0]
     h_out = np.empty_like(h)
     inference_step(find_gemm(dtype), find_gemv(dtype), np.ascontiguousarray(x, dtype), h, cell.weight_ih.value,
-                   cell.weight_hh.value, _bias(cell.bias_ih, rows, dtype), _bias(cell.bias_hh, rows, dtype),
+                   cell.weight_hh.value, bias_or_zeros(cell.bias_ih, rows, dtype), bias_or_zeros(cell.bias_hh, rows, dtype),
                    np.empty((batch, rows), dtype), h_out, *_activation(cell, dtype))
     return (h_out,)

@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit
 
 from .activations import scalar, sigmoid, tanh
-from ._sequence import finish_backward, input_projection
+from ._sequence import bias_or_zeros, output_gradients
 from .blas import find_gemm, find_gemv, gemm, project
 
 kernel = njit(cache=True, error_model="numpy")
@@ -106,20 +106,16 @@ def inference_step(gemm_address, gemv_address, x, h, w_ih, w_hh, b_ih, b_hh, gat
 
 
 # ----------------------------------------------------------------------- Python entry points
-def _bias(param, rows, dtype):
-    return param.value if param is not None else np.zeros(rows, dtype)
-
-
 def forward_sequence(cell, x: np.ndarray, state0):
     """x (T, B, I) -> (outputs (T, B, H), state, cache)."""
-    projection = input_projection(cell, x)
+    projection = cell.input_projection(x)
     steps, batch, rows = projection.shape
     dtype = projection.dtype
     h = np.empty((steps + 1, batch, cell.hidden_size), dtype)
     h[0] = state0[0]
     kept = np.empty((steps, batch, cell.hidden_size), dtype)
     w_hh_t = np.ascontiguousarray(cell.weight_hh.value.T)
-    forward_loop(find_gemm(dtype), w_hh_t, _bias(cell.bias_hh, rows, dtype), projection, kept, h,
+    forward_loop(find_gemm(dtype), w_hh_t, bias_or_zeros(cell.bias_hh, rows, dtype), projection, kept, h,
                  np.empty((batch, rows), dtype))
     return h[1:], (h[-1],), SimpleNamespace(h=h, act=projection, kept=kept, recurrent_mask=None)
 
@@ -129,10 +125,9 @@ def backward_sequence(cell, d_outputs, d_state, cache):
     steps, batch, rows = act.shape
     d_input, d_recurrent = np.empty_like(act), np.empty_like(act)
     dh = np.array(d_state[0], dtype=act.dtype, order="C")
-    dy = (np.zeros((0, batch, cell.hidden_size), act.dtype) if d_outputs is None
-          else np.ascontiguousarray(d_outputs, dtype=act.dtype))
+    dy = output_gradients(d_outputs, batch, cell.hidden_size, act.dtype)
     backward_loop(find_gemm(act.dtype), cell.weight_hh.value, act, cache.kept, cache.h, dy, dh, d_input, d_recurrent)
-    return finish_backward(cell, cache, cache.x, d_input, d_recurrent), (dh,)
+    return cell.finish_backward(cache, d_input, d_recurrent), (dh,)
 
 
 def step(cell, x: np.ndarray, state):
@@ -141,6 +136,6 @@ def step(cell, x: np.ndarray, state):
     batch, rows = x.shape[0], cell.weight_hh.value.shape[0]
     h_out = np.empty_like(h)
     inference_step(find_gemm(dtype), find_gemv(dtype), np.ascontiguousarray(x, dtype), h, cell.weight_ih.value,
-                   cell.weight_hh.value, _bias(cell.bias_ih, rows, dtype), _bias(cell.bias_hh, rows, dtype),
+                   cell.weight_hh.value, bias_or_zeros(cell.bias_ih, rows, dtype), bias_or_zeros(cell.bias_hh, rows, dtype),
                    np.empty((batch, rows), dtype), np.empty((batch, rows), dtype), h_out, np.empty_like(h))
     return (h_out,)

@@ -31,6 +31,7 @@ import numpy as np
 from numba import njit
 
 from . import _workspace
+from ._sequence import bias_or_zeros, output_gradients
 from .activations import scalar, sigmoid, tanh
 from .blas import find_gemm, find_gemv, gemm, project
 
@@ -157,10 +158,6 @@ def inference_step(gemm_address, gemv_address, x, h, c, w_ih, w_hh, b_ih, b_hh, 
 
 
 # ----------------------------------------------------------------------- Python entry points
-def _bias(param, rows, dtype):
-    return param.value if param is not None else np.zeros(rows, dtype)
-
-
 def _steps_view(array: np.ndarray, batch: int) -> np.ndarray:
     """(features, T*B) -> the reference's (T, B, features), as a view."""
     return array.reshape(array.shape[0], -1, batch).transpose(1, 2, 0)
@@ -173,7 +170,7 @@ def forward_sequence(cell, x: np.ndarray, state0):
     rows = 4 * hidden
     act = _workspace.empty((rows, steps * batch), dtype)
     gemm(find_gemm(dtype), cell.weight_ih.value, x.reshape(steps * batch, features), act, False, True, 0.0)
-    bias = _bias(cell.bias_ih, rows, dtype) + _bias(cell.bias_hh, rows, dtype)
+    bias = bias_or_zeros(cell.bias_ih, rows, dtype) + bias_or_zeros(cell.bias_hh, rows, dtype)
     c = _workspace.empty((hidden, (steps + 1) * batch), dtype)
     c[:, :batch] = state0[1].T
     h_now = np.array(state0[0].T, dtype, order="C")  # a copy: the loop writes it
@@ -204,8 +201,7 @@ def backward_sequence(cell, d_outputs, d_state, cache):
     dz = _workspace.empty(cache.act_fm.shape, dtype)
     dh = np.array(np.asarray(d_state[0]).T, dtype, order="C")  # copies: the loop writes them
     dc = np.array(np.asarray(d_state[1]).T, dtype, order="C")
-    dy = (np.zeros((0, batch, hidden), dtype) if d_outputs is None
-          else np.ascontiguousarray(d_outputs, dtype=dtype))
+    dy = output_gradients(d_outputs, batch, hidden, dtype)
     w_hh_t = np.ascontiguousarray(cell.weight_hh.value.T)  # the faster GEMM layout (above)
     backward_loop(find_gemm(dtype), w_hh_t, cache.act_fm, cache.c_fm, cache.s_fm, dy, dh, dc, dz)
 
@@ -224,6 +220,6 @@ def step(cell, x: np.ndarray, state):
     h_out, c_out = np.empty_like(h), np.empty_like(c)
     inference_step(find_gemm(dtype), find_gemv(dtype), np.ascontiguousarray(x, dtype), np.ascontiguousarray(h),
                    np.ascontiguousarray(c), cell.weight_ih.value, cell.weight_hh.value,
-                   _bias(cell.bias_ih, rows, dtype), _bias(cell.bias_hh, rows, dtype), np.empty((batch, rows), dtype),
+                   bias_or_zeros(cell.bias_ih, rows, dtype), bias_or_zeros(cell.bias_hh, rows, dtype), np.empty((batch, rows), dtype),
                    h_out, c_out)
     return (h_out, c_out)

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..optional import require
 from .results import read_results
 from .spec import VARIANTS
 
@@ -42,15 +43,6 @@ __all__ = ["VariantSummary", "summarise", "variance_shares", "write_report"]
 TOP_FRACTION, TOP_MINIMUM, SIGNIFICANCE = 0.10, 3, 0.05
 MIN_CONFIGURATIONS = 20
 
-
-def _require(module: str, extra: str = "study"):
-    """Import an optional dependency, or say in one line how to install it."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ValueError(f"the study report needs {module.split('.')[0]}: pip install 'rnnkit[{extra}]'") from None
 
 
 @dataclass
@@ -74,7 +66,7 @@ def _top(scores: list[float]) -> np.ndarray:
 
 
 def summarise(records: list[dict], task: str, baseline: str = "V") -> list[VariantSummary]:
-    ttest_ind = _require("scipy.stats").ttest_ind
+    ttest_ind = require("scipy.stats", "study", "the study report").ttest_ind
     rows = [r for r in records if r["task"] == task]
     variants = [v for v in VARIANTS if any(r["variant"] == v for r in rows)]
     variants += sorted({r["variant"] for r in rows} - set(variants))
@@ -130,7 +122,7 @@ def paired_shares(records: list[dict], task: str) -> dict[str, float] | None:
 def variance_shares(records: list[dict], task: str, seed: int = 0) -> dict[str, float]:
     """Main-effect share of the variance of a task's (scored) results for each hyperparameter
     that varied, and for the variant. Empty with fewer than 8 scored trials."""
-    RandomForestRegressor = _require("sklearn.ensemble").RandomForestRegressor
+    RandomForestRegressor = require("sklearn.ensemble", "study", "the study report").RandomForestRegressor
     rows = [r for r in records if r["task"] == task and r["status"] == "ok"]
     if len(rows) < 8:
         return {}
@@ -182,7 +174,7 @@ def task_table(summaries: list[VariantSummary], metric: str, adding: bool) -> st
 
 
 def box_plot(records: list[dict], task: str, summaries: list[VariantSummary], metric: str, path: Path) -> None:
-    matplotlib = _require("matplotlib", extra="study")
+    matplotlib = require("matplotlib", "study", "the study report")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

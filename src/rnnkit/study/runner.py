@@ -23,21 +23,13 @@ import time
 import traceback
 from typing import Callable
 
+from ..optional import require
 from . import tasks
 from .results import ResultsDir
 from .spec import StudySpec, Trial
 from .trial import run_trial, trial_record
 
 __all__ = ["run_study", "Progress"]
-
-
-def _import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise ValueError("rnnkit study runs its trials on Ray, which is not installed: "
-                         "pip install 'rnnkit[study]'") from None
-    return ray
 
 
 class Progress:
@@ -116,7 +108,7 @@ def _run(spec, results, address, cpus, retry_failed, stream, trial_function) -> 
                  f"{len(todo)} to run\n")
     if not todo:
         return
-    ray = _import_ray()
+    ray = require("ray", "study", "rnnkit study (its trials run on Ray)")
     # The data first: a task that cannot load (no music21, no corpus) fails before Ray starts.
     data = {task: tasks.prepare(task, spec.tasks[task]) for task in sorted({t.task for t in todo})}
     progress = Progress(len(trials), [r for r in results.records if r["key"] in finished], stream)
