@@ -11,8 +11,8 @@ from gradcheck import numeric_gradient, relative_error
 from rnnkit.cli import main
 from rnnkit.data.batches import Conditioned
 from rnnkit.losses import softmax_cross_entropy
-from rnnkit.models.caption import Captioner, CaptionerConfig
-from rnnkit.models.conditioned import teacher_forcing
+from rnnkit.apps.caption.model import Captioner, CaptionerConfig
+from rnnkit.conditioned import teacher_forcing
 from rnnkit.network import NetworkConfig
 
 

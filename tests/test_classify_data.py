@@ -12,9 +12,9 @@ import tarfile
 import numpy as np
 import pytest
 
-from rnnkit.data import reviews
+from rnnkit.apps.classify import reviews
 from rnnkit.data.buckets import LengthBuckets
-from rnnkit.data.labelled import (LabelSet, TextEncoder, build_vocabulary, numeric_targets, pad_ids,
+from rnnkit.apps.classify.labelled import (LabelSet, TextEncoder, build_vocabulary, numeric_targets, pad_ids,
                                   read_labelled_file, split_indices)
 from rnnkit.metrics_classification import accuracy, confusion_matrix, macro_f1, pearson_r, rmse
 
@@ -38,7 +38,7 @@ def test_vocabulary_minimum_frequency_and_maximum_size():
 
 
 def test_vocabulary_is_built_on_the_training_part_only(tmp_path):
-    from rnnkit.cli.classify_data import Source, prepare_training
+    from rnnkit.apps.classify.datasets import Source, prepare_training
 
     texts = ["common " + "x" * (i + 1) for i in range(20)]  # 20 distinct second words
     source = Source("t", texts=texts, labels=["a", "b"] * 10)

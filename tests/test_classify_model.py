@@ -9,7 +9,7 @@ import pytest
 
 from gradcheck import numeric_gradient, relative_error
 from rnnkit.data.batches import Padded
-from rnnkit.models.classify import ClassifierConfig, SequenceClassifier, SequenceRegressor
+from rnnkit.apps.classify.model import ClassifierConfig, SequenceClassifier, SequenceRegressor
 from rnnkit.network import NetworkConfig
 
 LENGTHS = [5, 2, 6, 1]

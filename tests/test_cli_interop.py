@@ -15,7 +15,7 @@ from rnnkit.checkpoint import load_checkpoint
 from clirun import run_cli
 from rnnkit.cli import main
 from rnnkit.losses import mse, softmax_cross_entropy
-from rnnkit.models.language import LanguageModel
+from rnnkit.apps.lm.model import LanguageModel
 from rnnkit.network import NetworkConfig, SequenceNetwork
 from rnnkit.optim import Adam
 from rnnkit.train import Trainer

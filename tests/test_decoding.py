@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnkit.models.conditioned import BOS, EOS
-from rnnkit.models.decoding import beam_search, greedy_decode
+from rnnkit.conditioned import BOS, EOS
+from rnnkit.decoding import beam_search, greedy_decode
 from rnnkit.network import NetworkConfig, SequenceNetwork
 
 A, B = 3, 4

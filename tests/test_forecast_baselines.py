@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnkit.backtest import actual_values, rolling_origins
-from rnnkit.forecast_baselines import ARIMA, ETS, Naive, SeasonalNaive, standard_baselines
+from rnnkit.apps.forecast.backtest import actual_values, rolling_origins
+from rnnkit.apps.forecast.baselines import ARIMA, ETS, Naive, SeasonalNaive, standard_baselines
 from rnnkit.metrics import coverage, forecast_metrics, mae, mase, rmse, seasonal_naive_scale
 
 

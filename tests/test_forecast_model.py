@@ -9,7 +9,7 @@ import pytest
 
 from gradcheck import numeric_gradient, relative_error
 from rnnkit.metrics import coverage, mae
-from rnnkit.models.forecast import Forecaster, gaussian_head_loss
+from rnnkit.apps.forecast.model import Forecaster, gaussian_head_loss
 from rnnkit.network import NetworkConfig, SequenceNetwork
 
 

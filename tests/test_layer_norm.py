@@ -16,7 +16,7 @@ from gradcheck import check_layer_gradients
 from rnnkit.checkpoint import load_checkpoint
 from rnnkit.interop.onnx import check_exportable
 from rnnkit.interop.torch import torch_modules
-from rnnkit.models.language import LanguageModel
+from rnnkit.apps.lm.model import LanguageModel
 from rnnkit.network import NetworkConfig, SequenceNetwork
 from torch_reference import H, I, compare
 

@@ -8,11 +8,11 @@ import pytest
 
 from clirun import run_cli
 from rnnkit.data.batches import ExampleBatches, Padded
-from rnnkit.data.chorales import LOWEST_PITCH, PITCHES, piano_roll
-from rnnkit.study import tasks
-from rnnkit.study.report import summarise, variance_shares
-from rnnkit.study.spec import VARIANTS, load_study, study_from_dict
-from rnnkit.study.trial import run_trial
+from rnnkit.apps.study.chorales import LOWEST_PITCH, PITCHES, piano_roll
+from rnnkit.apps.study import tasks
+from rnnkit.apps.study.report import summarise, variance_shares
+from rnnkit.apps.study.spec import VARIANTS, load_study, study_from_dict
+from rnnkit.apps.study.trial import run_trial
 
 
 def small_study(**changes):
@@ -122,7 +122,7 @@ def test_cpus_belong_to_the_local_ray_only(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------ results dir
 def test_one_writer_per_results_directory_and_a_study_may_grow(tmp_path):
-    from rnnkit.study.results import ResultsDir
+    from rnnkit.apps.study.results import ResultsDir
 
     first = ResultsDir(tmp_path, small_study())
     with pytest.raises(ValueError, match="another `rnnkit study run` is writing"):
@@ -152,7 +152,7 @@ def test_piano_roll_samples_the_notes_sounding_on_each_beat():
 
 def test_a_real_chorale_becomes_a_four_voice_roll():
     music21 = pytest.importorskip("music21")
-    from rnnkit.data.chorales import score_roll
+    from rnnkit.apps.study.chorales import score_roll
 
     roll = score_roll(music21.corpus.parse("bach/bwv269"))
     assert roll.shape == (63, PITCHES)
@@ -162,7 +162,7 @@ def test_a_real_chorale_becomes_a_four_voice_roll():
 
 
 def test_chorale_split_keeps_each_piece_in_one_part():
-    from rnnkit.data.chorales import chorale_split
+    from rnnkit.apps.study.chorales import chorale_split
 
     rng = np.random.default_rng(0)
     rolls = [(rng.random((int(rng.integers(5, 20)), PITCHES)) < 0.1).astype(np.uint8) for _ in range(300)]
@@ -325,7 +325,7 @@ def test_median_and_best_are_what_they_say():
 
 
 def test_paired_split_separates_configuration_from_variant():
-    from rnnkit.study.report import paired_shares
+    from rnnkit.apps.study.report import paired_shares
 
     config_effect = {0: 0.0, 1: 1.0, 2: 2.0, 3: 3.0}   # variance 1.25 per cell
     variant_effect = {"V": 0.0, "GRU": 0.5}            # variance 0.0625 per cell
@@ -339,7 +339,7 @@ def test_paired_split_separates_configuration_from_variant():
     assert shares["configuration"] == pytest.approx(1.25 / 1.3125)
     assert shares["variant"] == pytest.approx(0.0625 / 1.3125)
     assert shares["interaction"] == pytest.approx(0.0, abs=1e-12)
-    from rnnkit.study.report import _variance_text
+    from rnnkit.apps.study.report import _variance_text
 
     text = _variance_text(records, "jsb")
     assert "over the 4 configurations" in text and "need at least 20 trials per variant" in text

@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from rnnkit.study import read_results, run_study, write_report
-from rnnkit.study.results import RESULTS
-from rnnkit.study.spec import study_from_dict
-from rnnkit.study.trial import run_trial
+from rnnkit.apps.study import read_results, run_study, write_report
+from rnnkit.apps.study.results import RESULTS
+from rnnkit.apps.study.spec import study_from_dict
+from rnnkit.apps.study.trial import run_trial
 
 ray = pytest.importorskip("ray")
 

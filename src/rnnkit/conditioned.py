@@ -8,7 +8,7 @@ state, its translation comes out).
 Training uses teacher forcing: the decoder reads the true previous token w_{t-1} (w_0 = <bos>)
 and is trained to predict w_t, up to <eos>. Its gradient w.r.t. s_0 flows back into the encoder,
 so both are trained as one network. Decoding feeds its own predictions back (greedy or beam
-search, `rnnkit.models.decoding`).
+search, `rnnkit.decoding`).
 
 The batch sources wrap inputs as `Conditioned(context, tokens)`; a window that starts from no
 state encodes the context, a later window (truncated BPTT) carries the state instead.
@@ -20,8 +20,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..data.batches import Conditioned
-from ..module import Module
+from rnnkit.data.batches import Conditioned
+from .module import Module
 from .decoding import beam_search, greedy_decode
 
 __all__ = ["ConditionedDecoder", "PAD", "BOS", "EOS", "SPECIAL_TOKENS"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops import log_softmax
+from .ops import log_softmax
 
 __all__ = ["greedy_decode", "greedy_decode_batch", "beam_search", "select_state"]
 

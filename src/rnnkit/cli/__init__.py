@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..apps.caption import cli as caption
+from ..apps.classify import cli as classify
+from ..apps.forecast import cli as forecast
+from ..apps.lm import cli as lm
+from ..apps.seq2seq import cli as seq2seq
+from ..apps.study import cli as study
+from ..interop import cli as interop
 from ..train import TrainingDiverged
-from . import caption, lm, seq2seq
-from . import interop
-from . import classify
-from . import forecast
-from . import study
 
 __all__ = ["main", "build_parser"]
 

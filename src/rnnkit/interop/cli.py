@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..checkpoint import load_checkpoint
-from ..data.text import Vocabulary, read_text
-from ..models.language import KIND as LANGUAGE_MODEL
-from ..network import INPUT_KINDS, NetworkConfig, SequenceNetwork
-from ..train import load_model_weights
+from rnnkit.checkpoint import load_checkpoint
+from rnnkit.data.text import Vocabulary, read_text
+from rnnkit.apps.lm.model import KIND as LANGUAGE_MODEL
+from rnnkit.network import INPUT_KINDS, NetworkConfig, SequenceNetwork
+from rnnkit.train import load_model_weights
 
 TARGETS = ("onnx", "torch")
 
@@ -77,13 +77,13 @@ def run_export(args) -> int:
     language_model = language_model_metadata(user)
     if args.to == "onnx":
         try:
-            from ..interop.onnx import export_onnx
+            from .onnx import export_onnx
             metadata = {"rnnkit.language_model": language_model} if language_model else None
             export_onnx(network, args.out, metadata=metadata)
         except ImportError as error:  # the optional extra is missing: a user error, one line
             raise ValueError(str(error)) from None
     else:
-        from ..interop.torch import export_torch
+        from .torch import export_torch
         export_torch(network, args.out, language_model=language_model)
     print(f"wrote {args.out} ({args.to})")
     return 0
@@ -102,7 +102,7 @@ def read_vocabulary(path: str) -> Vocabulary:
 
 
 def run_import(args) -> int:
-    from ..interop.torch import import_torch
+    from .torch import import_torch
 
     vocabulary = read_vocabulary(args.vocabulary) if args.vocabulary else None
     network = import_torch(args.state, args.out, vocabulary=vocabulary, input_kind=args.input_kind,

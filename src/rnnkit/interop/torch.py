@@ -46,7 +46,7 @@ from ..checkpoint import FORMAT_NAME as CHECKPOINT_FORMAT
 from ..checkpoint import save_checkpoint
 from ..data.text import Vocabulary
 from ..files import existing_file
-from ..models.language import KIND as LANGUAGE_MODEL
+from rnnkit.apps.lm.model import KIND as LANGUAGE_MODEL
 from ..network import NetworkConfig, SequenceNetwork
 
 __all__ = ["torch_modules", "export_torch", "read_state", "network_from_state", "import_torch", "METADATA_KEY"]

@@ -5,16 +5,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..checkpoint import load_checkpoint
-from ..data.batches import ExampleBatches
-from ..data.captions import DIGIT_WORDS, caption_split, word_vocabulary
-from ..losses import softmax_cross_entropy
-from ..models.caption import Captioner, CaptionerConfig
-from ..models.conditioned import teacher_forcing
-from ..network import NetworkConfig
-from ..optim import Adam
-from ..train import Trainer, load_model_weights
-from .options import non_negative_int, positive_float, positive_int
+from rnnkit.checkpoint import load_checkpoint
+from rnnkit.data.batches import ExampleBatches
+from .data import DIGIT_WORDS, caption_split, word_vocabulary
+from rnnkit.losses import softmax_cross_entropy
+from .model import Captioner, CaptionerConfig
+from rnnkit.conditioned import teacher_forcing
+from rnnkit.network import NetworkConfig
+from rnnkit.optim import Adam
+from rnnkit.train import Trainer, load_model_weights
+from rnnkit.argtypes import non_negative_int, positive_float, positive_int
 
 KIND = "captioner"
 MAX_WORDS = 8

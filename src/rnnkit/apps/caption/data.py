@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..models.conditioned import SPECIAL_TOKENS
-from ..optional import require
+from rnnkit.conditioned import SPECIAL_TOKENS
+from rnnkit.optional import require
 
 __all__ = ["DIGIT_WORDS", "digit_captions", "load_digits", "word_vocabulary"]
 

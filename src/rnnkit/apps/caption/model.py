@@ -15,10 +15,10 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..init import as_generator
-from ..layers import Linear
-from ..network import NetworkConfig, SequenceNetwork
-from .conditioned import ConditionedDecoder
+from rnnkit.init import as_generator
+from rnnkit.layers import Linear
+from rnnkit.network import NetworkConfig, SequenceNetwork
+from rnnkit.conditioned import ConditionedDecoder
 
 __all__ = ["Captioner", "CaptionerConfig"]
 

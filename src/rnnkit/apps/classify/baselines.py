@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .optional import require
-from .threads import one_blas_thread
+from rnnkit.optional import require
+from rnnkit.threads import one_blas_thread
 
 __all__ = ["BaselineResult", "feature_baseline", "text_baseline"]
 

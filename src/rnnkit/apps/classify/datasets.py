@@ -17,12 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data import reviews
-from ..data.captions import load_digits
-from ..data.labelled import (LabelSet, TextEncoder, build_vocabulary, numeric_targets, pad_ids,
+from . import reviews
+from rnnkit.apps.caption.data import load_digits
+from .labelled import (LabelSet, TextEncoder, build_vocabulary, numeric_targets, pad_ids,
                              read_labelled_file, split_indices)
-from ..data.text import Vocabulary
-from ..models.classify import KIND
+from rnnkit.data.text import Vocabulary
+from .model import KIND
 
 DATASETS = ("movie-reviews", "digits")
 SPLIT_SEED = 0

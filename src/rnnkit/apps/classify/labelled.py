@@ -26,7 +26,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .text import Vocabulary, read_text, tokenize
+from rnnkit.data.text import Vocabulary, read_text, tokenize
 
 __all__ = ["PAD", "UNK", "LabelSet", "LabelledTexts", "TextEncoder", "build_vocabulary", "numeric_targets",
            "pad_ids", "read_labelled_file", "split_indices"]

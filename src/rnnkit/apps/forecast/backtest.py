@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .data.series import Series, Split
-from .forecast_baselines import standard_baselines
-from .metrics import forecast_metrics
+from .series import Series, Split
+from .baselines import standard_baselines
+from rnnkit.metrics import forecast_metrics
 
 __all__ = ["rolling_origins", "actual_values", "BacktestReport", "run_backtest", "format_report"]
 
@@ -56,7 +56,7 @@ class BacktestReport:
 
 def run_backtest(forecaster, series: Series, split: Split, *, name: str, horizon: int = 1, level: float = 0.9,
                  samples: int = 100, seed: int = 0, baselines: bool = True) -> BacktestReport:
-    """Backtest `forecaster` (a fitted `rnnkit.models.Forecaster`) over the test part of
+    """Backtest `forecaster` (a fitted `rnnkit.apps.forecast.model.Forecaster`) over the test part of
     `series`, and (with `baselines`) naive, seasonal naive, ETS and ARIMA fitted on the values
     before it. `name` labels the forecaster in the report."""
     values, test_start = series.values, split.test_start

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .threads import one_blas_thread
+from rnnkit.threads import one_blas_thread
 
 __all__ = ["Naive", "SeasonalNaive", "ETS", "ARIMA", "standard_baselines"]
 

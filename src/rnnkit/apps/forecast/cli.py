@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.series import NAMED_SERIES, chronological_split, future_time_labels, load_series
-from ..models.forecast import TARGETS, Forecaster
-from .options import fraction, non_negative_float, non_negative_int, positive_float, positive_int
+from .series import NAMED_SERIES, chronological_split, future_time_labels, load_series
+from .model import TARGETS, Forecaster
+from rnnkit.argtypes import fraction, non_negative_float, non_negative_int, positive_float, positive_int
 
 DEFAULTS = {
     "season": 1, "val_frac": 0.15, "test_frac": 0.2, "window": 24, "horizon": 1, "target": "level",
@@ -226,7 +226,7 @@ def run_train(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     forecaster.save(out / "model.safetensors", {"source": source, "settings": settings})
     (out / "history.json").write_text(json.dumps(history, indent=1))
-    from ..viz import plot_history
+    from rnnkit.viz import plot_history
 
     plot_history([r for r in history if r["member"] == 0], out / "loss_curve.png",
                  unit="NLL" if settings["loss"] == "gaussian" else "MSE")
@@ -259,7 +259,7 @@ def run_predict(args) -> int:
     forecaster, settings, series, _, horizon, plot = load_for_use(args)
     future = None
     if args.future_covariates:
-        from ..data.series import read_csv
+        from .series import read_csv
 
         names = list(forecaster.config.covariates)
         if not names:
@@ -279,7 +279,7 @@ def run_predict(args) -> int:
         if interval:
             row += f"{forecast.lower[0, h]:>12.5g}{forecast.upper[0, h]:>12.5g}"
         print(row)
-    from ..forecast_plot import plot_forecast
+    from .plot import plot_forecast
 
     plot_forecast(plot, series.values, forecast.mean[0], None if not interval else forecast.lower[0],
                   None if not interval else forecast.upper[0], time=series.time, level=args.level,
@@ -289,8 +289,8 @@ def run_predict(args) -> int:
 
 
 def run_backtest(args) -> int:
-    from .. import backtest as backtesting
-    from ..forecast_plot import plot_backtest
+    from . import backtest as backtesting
+    from .plot import plot_backtest
 
     forecaster, settings, series, split, horizon, plot = load_for_use(args)
     members = f"{settings['ensemble']} x " if settings["ensemble"] > 1 else ""

@@ -40,15 +40,15 @@ from typing import Callable
 
 import numpy as np
 
-from ..checkpoint import load_checkpoint, save_checkpoint
-from ..data.batches import ExampleBatches
-from ..data.series import Scaler, sliding_windows
-from ..init import as_generator
-from ..losses import gaussian_nll, mse
-from ..network import NetworkConfig, SequenceNetwork
-from ..optim import Adam
-from ..threads import one_blas_thread
-from ..train import Trainer, load_model_weights
+from rnnkit.checkpoint import load_checkpoint, save_checkpoint
+from rnnkit.data.batches import ExampleBatches
+from .series import Scaler, sliding_windows
+from rnnkit.init import as_generator
+from rnnkit.losses import gaussian_nll, mse
+from rnnkit.network import NetworkConfig, SequenceNetwork
+from rnnkit.optim import Adam
+from rnnkit.threads import one_blas_thread
+from rnnkit.train import Trainer, load_model_weights
 
 __all__ = ["Forecaster", "ForecastConfig", "Forecast", "gaussian_head_loss", "KIND"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.series import time_axis
+from .series import time_axis
 
 __all__ = ["plot_forecast", "plot_backtest"]
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import existing_file
-from ..optional import require
+from rnnkit.files import existing_file
+from rnnkit.optional import require
 
 __all__ = ["Series", "NAMED_SERIES", "load_series", "load_named", "read_csv", "check_finite",
            "interpolate_gaps", "Split", "chronological_split", "Scaler", "sliding_windows", "time_axis",

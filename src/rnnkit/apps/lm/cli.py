@@ -6,14 +6,14 @@ import sys
 
 import numpy as np
 
-from ..cells.lstm import VARIANTS
-from ..data.corpora import CORPORA
-from ..data.text import read_text, tokenize
-from ..models.language import LanguageModel
-from . import lm_train
-from .options import fraction, non_negative_float, non_negative_int, positive_float, positive_int
+from rnnkit.cells.lstm import VARIANTS
+from rnnkit.data.corpora import CORPORA
+from rnnkit.data.text import read_text, tokenize
+from .model import LanguageModel
+from . import training
+from rnnkit.argtypes import fraction, non_negative_float, non_negative_int, positive_float, positive_int
 
-D = lm_train.DEFAULTS
+D = training.DEFAULTS
 
 
 def add_parser(tasks) -> None:
@@ -74,7 +74,7 @@ def add_train(verbs) -> None:
     limits.add_argument("--epochs", type=positive_int, help="passes over the training text")
     limits.add_argument("--minutes", type=positive_float, help="wall-clock budget")
     train.add_argument("--lr", type=positive_float, help=f"learning rate (default: {D['lr']})")
-    train.add_argument("--optimizer", choices=sorted(lm_train.OPTIMIZERS), help=f"(default: {D['optimizer']})")
+    train.add_argument("--optimizer", choices=sorted(training.OPTIMIZERS), help=f"(default: {D['optimizer']})")
     train.add_argument("--clip", type=non_negative_float,
                        help=f"clip the gradient's global norm; 0 = off (default: {D['clip']})")
     train.add_argument("--lr-decay", type=positive_float, help="multiply the rate by this every epoch (char-rnn)")
@@ -92,7 +92,7 @@ def add_train(verbs) -> None:
     train.add_argument("--out", help=f"output folder for checkpoints, history and plot (default: {D['out']})")
     train.add_argument("--resume", nargs="?", const="", metavar="CKPT",
                        help="continue a run from CKPT (default: OUT/last.safetensors)")
-    p.set_defaults(run=lm_train.run)
+    p.set_defaults(run=training.run)
 
 
 def add_sample(verbs) -> None:
@@ -130,7 +130,7 @@ def add_inspect(verbs) -> None:
 
 
 def run_inspect(args) -> int:
-    from ..inspection import write_report
+    from .inspection import write_report
 
     model = LanguageModel.load(args.checkpoint)
     text = read_text(args.text_file)[: args.length]

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.text import tokenize
-from .models.language import LanguageModel
+from rnnkit.data.text import tokenize
+from .model import LanguageModel
 
 __all__ = ["activations", "text_features", "rank_units", "gate_saturation", "write_report"]
 

@@ -20,12 +20,12 @@ from typing import Callable
 
 import numpy as np
 
-from ..checkpoint import load_checkpoint
-from ..data.batches import StreamBatches
-from ..data.text import Vocabulary, detokenize, tokenize
-from ..network import NetworkConfig, SequenceNetwork
-from ..ops import log_softmax
-from ..train import load_model_weights
+from rnnkit.checkpoint import load_checkpoint
+from rnnkit.data.batches import StreamBatches
+from rnnkit.data.text import Vocabulary, detokenize, tokenize
+from rnnkit.network import NetworkConfig, SequenceNetwork
+from rnnkit.ops import log_softmax
+from rnnkit.train import load_model_weights
 
 __all__ = ["LanguageModel", "KIND"]
 

@@ -16,16 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import load_checkpoint
-from ..data.batches import StreamBatches
-from ..data.corpora import load_corpus, shakespeare_split
-from ..data.text import Vocabulary, read_text, tokenize
-from ..losses import softmax_cross_entropy
-from ..models.language import KIND, LanguageModel
-from ..network import NetworkConfig, SequenceNetwork
-from ..optim import SGD, Adagrad, Adam, AdamW, RMSprop
-from ..schedules import StepDecay
-from ..train import Trainer, TrainingDiverged
+from rnnkit.checkpoint import load_checkpoint
+from rnnkit.data.batches import StreamBatches
+from rnnkit.data.corpora import load_corpus, shakespeare_split
+from rnnkit.data.text import Vocabulary, read_text, tokenize
+from rnnkit.losses import softmax_cross_entropy
+from .model import KIND, LanguageModel
+from rnnkit.network import NetworkConfig, SequenceNetwork
+from rnnkit.optim import SGD, Adagrad, Adam, AdamW, RMSprop
+from rnnkit.schedules import StepDecay
+from rnnkit.train import Trainer, TrainingDiverged
 
 DEFAULTS = {
     "corpus": "shakespeare", "cell": "lstm", "peephole": False, "variant": None, "nonlinearity": "tanh",
@@ -185,7 +185,7 @@ def run(args) -> int:
 
 
 def finish(trainer: Trainer, out: Path, tokens: int, seconds: float, unit: str) -> None:
-    from ..viz import plot_history
+    from rnnkit.viz import plot_history
 
     history = trainer.state.history
     (out / "history.json").write_text(json.dumps(history, indent=1))

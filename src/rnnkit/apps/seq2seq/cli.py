@@ -7,15 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import load_checkpoint
-from ..data.batches import ExampleBatches
-from ..data.pairs import TASKS, PairVocabulary, generate_pairs, read_pairs
-from ..losses import softmax_cross_entropy
-from ..models.seq2seq import Seq2Seq, Seq2SeqConfig
-from ..optim import Adam
-from ..schedules import CosineDecay
-from ..train import Trainer, load_model_weights
-from .options import fraction, non_negative_int, positive_float, positive_int
+from rnnkit.checkpoint import load_checkpoint
+from rnnkit.data.batches import ExampleBatches
+from .pairs import TASKS, PairVocabulary, generate_pairs, read_pairs
+from rnnkit.losses import softmax_cross_entropy
+from .model import Seq2Seq, Seq2SeqConfig
+from rnnkit.optim import Adam
+from rnnkit.schedules import CosineDecay
+from rnnkit.train import Trainer, load_model_weights
+from rnnkit.argtypes import fraction, non_negative_int, positive_float, positive_int
 
 KIND = "seq2seq"
 

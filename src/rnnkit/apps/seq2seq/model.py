@@ -17,11 +17,11 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..init import as_generator
-from ..layers import Embedding
-from ..network import CELLS, NetworkConfig, SequenceNetwork
-from .conditioned import BOS, EOS, PAD, ConditionedDecoder
-from .decoding import greedy_decode_batch
+from rnnkit.init import as_generator
+from rnnkit.layers import Embedding
+from rnnkit.network import CELLS, NetworkConfig, SequenceNetwork
+from rnnkit.conditioned import BOS, EOS, PAD, ConditionedDecoder
+from rnnkit.decoding import greedy_decode_batch
 
 __all__ = ["Seq2Seq", "Seq2SeqConfig"]
 

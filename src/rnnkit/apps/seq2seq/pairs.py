@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models.conditioned import PAD, SPECIAL_TOKENS, teacher_forcing
-from .text import read_text
+from rnnkit.conditioned import PAD, SPECIAL_TOKENS, teacher_forcing
+from rnnkit.data.text import read_text
 
 __all__ = ["TASKS", "generate_pairs", "read_pairs", "PairVocabulary"]
 

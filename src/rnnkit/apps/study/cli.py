@@ -1,12 +1,12 @@
 """`rnnkit study run | report`: random-search studies of the LSTM variants (Greff et al. 2015) on
-Ray; see `rnnkit.study`."""
+Ray; see `rnnkit.apps.study`."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from .options import positive_int
+from rnnkit.argtypes import positive_int
 
 DEFAULT_OUT = "runs/study"
 
@@ -37,7 +37,7 @@ def add_parser(tasks) -> None:
 
 
 def run_study_command(args) -> int:
-    from ..study import load_study, run_study
+    from . import load_study, run_study
 
     spec = load_study(args.study)
     out = Path(args.out) if args.out else Path(DEFAULT_OUT) / spec.name
@@ -49,7 +49,7 @@ def run_study_command(args) -> int:
 
 
 def run_report(args) -> int:
-    from ..study import write_report
+    from . import write_report
 
     text, files = write_report(args.results, args.out)
     sys.stdout.write(text)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..optional import require
+from rnnkit.optional import require
 from .results import read_results
 from .spec import VARIANTS
 

@@ -23,7 +23,7 @@ import time
 import traceback
 from typing import Callable
 
-from ..optional import require
+from rnnkit.optional import require
 from . import tasks
 from .results import ResultsDir
 from .spec import StudySpec, Trial

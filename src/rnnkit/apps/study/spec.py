@@ -18,7 +18,7 @@ from a TOML file.
     input_noise = { uniform = [0.0, 1.0] }
     batch_size = 32
 
-    [tasks.adding]                      # a task runs with its own options (see rnnkit.study.tasks)
+    [tasks.adding]                      # a task runs with its own options (see rnnkit.apps.study.tasks)
     length = 100
     steps = 1500                        # any task may have its own budget
     [tasks.charlm]
@@ -40,8 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cells.lstm import VARIANTS as LSTM_VARIANTS
-from ..files import existing_file
+from rnnkit.cells.lstm import VARIANTS as LSTM_VARIANTS
+from rnnkit.files import existing_file
 
 __all__ = ["StudySpec", "Trial", "load_study", "VARIANTS", "HYPERPARAMETERS", "DISTRIBUTIONS"]
 

@@ -24,11 +24,11 @@ from typing import Callable
 
 import numpy as np
 
-from ..cells.lstm import VARIANTS as LSTM_VARIANTS
-from ..data.batches import ExampleBatches, Padded, StreamBatches
-from ..data.synthetic import ADDING_TOLERANCE, adding_problem
-from ..losses import bce_with_logits, mse, softmax_cross_entropy
-from ..network import NetworkConfig
+from rnnkit.cells.lstm import VARIANTS as LSTM_VARIANTS
+from rnnkit.data.batches import ExampleBatches, Padded, StreamBatches
+from rnnkit.data.synthetic import ADDING_TOLERANCE, adding_problem
+from rnnkit.losses import bce_with_logits, mse, softmax_cross_entropy
+from rnnkit.network import NetworkConfig
 
 __all__ = ["TASKS", "TASK_OPTIONS", "check_task_options", "prepare", "setup", "network_config"]
 
@@ -85,7 +85,7 @@ def prepare(task: str, options: dict) -> dict:
         return {"train_x": train_x.swapaxes(0, 1), "train_y": train_y.swapaxes(0, 1),
                 "val_x": val_x.swapaxes(0, 1), "val_y": val_y.swapaxes(0, 1)}
     if task == "charlm":
-        from ..data.corpora import load_corpus
+        from rnnkit.data.corpora import load_corpus
 
         text = load_corpus("shakespeare")
         piece = text[o["offset"]:o["offset"] + o["train_chars"] + o["validation_chars"]]
@@ -97,7 +97,7 @@ def prepare(task: str, options: dict) -> dict:
         return {"train": ids[:o["train_chars"]], "validation": ids[o["train_chars"]:], "vocabulary": len(alphabet),
                 "seq_len": o["seq_len"]}
     if task == "jsb":
-        from ..data.chorales import chorale_split, load_chorales
+        from .chorales import chorale_split, load_chorales
 
         train, validation, _ = chorale_split(load_chorales(), o["split_seed"])
         return {**_padded_rolls(train, "train"), **_padded_rolls(validation, "val")}

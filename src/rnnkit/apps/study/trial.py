@@ -15,10 +15,10 @@ import time
 
 import numpy as np
 
-from ..network import SequenceNetwork
-from ..optim import SGD, Adam
-from ..threads import one_blas_thread
-from ..train import Trainer, TrainingDiverged
+from rnnkit.network import SequenceNetwork
+from rnnkit.optim import SGD, Adam
+from rnnkit.threads import one_blas_thread
+from rnnkit.train import Trainer, TrainingDiverged
 from . import tasks
 from .spec import Trial
 
