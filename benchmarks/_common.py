@@ -30,8 +30,8 @@ def environment_report() -> list[str]:
 
     lines = [f"python {sys.version.split()[0]}, numpy {np.__version__}, torch {torch.__version__}, "
              f"rnnkit {rnnkit.__version__}, {os.cpu_count()} CPUs"]
-    lines.append("OPENBLAS_CORETYPE=%s OPENBLAS_L2_SIZE=%s" % (
-        os.environ.get("OPENBLAS_CORETYPE", "(unset)"), os.environ.get("OPENBLAS_L2_SIZE", "(unset)")))
+    lines.append(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')} "
+                 f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE', '(unset)')}")
     try:
         from threadpoolctl import threadpool_info
         for pool in threadpool_info():

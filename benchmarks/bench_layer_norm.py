@@ -15,7 +15,6 @@ import argparse
 from contextlib import nullcontext
 
 import numpy as np
-
 from _common import environment_report, interleaved, table
 
 from rnnkit import kernels
@@ -60,7 +59,8 @@ def main(argv=None) -> None:
         runners = {name: runner(hidden, options, compiled, rng) for name, (options, compiled) in CONFIGURATIONS.items()}
         medians = interleaved(runners, args.repeats)
         reference = medians["plain LSTM, compiled (reference)"]
-        rows += [[hidden, name, f"{seconds * 1e3:.1f}", f"{seconds / reference:.2f}x"] for name, seconds in medians.items()]
+        rows += [[hidden, name, f"{seconds * 1e3:.1f}", f"{seconds / reference:.2f}x"]
+                 for name, seconds in medians.items()]
     print(table(["hidden", "configuration", "ms/step (median)", "vs compiled plain"], rows))
 
 

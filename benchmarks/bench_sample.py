@@ -103,7 +103,7 @@ def main() -> None:
     modules = build_torch(net)
     print(f"largest |logit difference| rnnkit vs torch over 5 steps: {check_agreement(net, modules):.1e}")
     for onednn in (True, False):
-        ops = _common.torch_ops(lambda: torch_sampler(modules, 1, onednn)())
+        ops = _common.torch_ops(lambda onednn=onednn: torch_sampler(modules, 1, onednn)())
         print(f"torch, oneDNN {'on ' if onednn else 'off'}: aten::mkldnn_rnn_layer "
               f"{'called' if 'aten::mkldnn_rnn_layer' in ops else 'not called'}")
     runners = {"rnnkit": rnnkit_sampler(net, chars), "torch (oneDNN on)": torch_sampler(modules, chars, True),

@@ -18,11 +18,11 @@ import time
 import numpy as np
 import torch
 
+from rnnkit.apps.lm.model import LanguageModel
 from rnnkit.data.batches import StreamBatches
 from rnnkit.data.corpora import load_corpus
 from rnnkit.data.text import Vocabulary, read_text, split_train_validation
 from rnnkit.losses import softmax_cross_entropy
-from rnnkit.apps.lm.model import LanguageModel
 from rnnkit.network import NetworkConfig, SequenceNetwork
 from rnnkit.optim import Adam, clip_grad_norm
 

@@ -25,7 +25,13 @@ mask[:, -1] = True  # ...which is the only step that counts
 model = SequenceNetwork(NetworkConfig(input_size=2, output_size=1, cell="lstm", hidden_size=32), rng=0)
 trainer = Trainer(model, Adam(model.parameters(), lr=0.01), mse, k1=10, k2=50, clip_norm=1.0)
 batches = ExampleBatches(inputs, targets, mask=mask, strategy="minibatch", batch_size=64, seed=0)
-report = lambda t, r: print(f"step {r['step']:4d}  mse {r['loss']:.4f}") if r["step"] % 100 == 0 else None
+
+
+def report(trainer, record):
+    if record["step"] % 100 == 0:
+        print(f"step {record['step']:4d}  mse {record['loss']:.4f}")
+
+
 trainer.callbacks.append(report)
 trainer.fit(batches, steps=1500)
 print(f"final mse over all {n} sequences: {trainer.evaluate(batches):.4f} (guessing the mean: 0.167)")

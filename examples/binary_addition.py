@@ -61,7 +61,11 @@ def main(argv=None):
     model = SequenceNetwork(config, rng=args.seed)
     trainer = Trainer(model, Adam(model.parameters(), lr=0.01), bce_with_logits, clip_norm=1.0)
     batches = ExampleBatches(train_inputs, train_targets, strategy="minibatch", batch_size=64, seed=args.seed)
-    report = lambda t, r: print(f"step {r['step']:5d}  loss {r['loss']:.4f}") if r["step"] % 250 == 0 else None
+
+    def report(trainer, record):
+        if record["step"] % 250 == 0:
+            print(f"step {record['step']:5d}  loss {record['loss']:.4f}")
+
     trainer.callbacks.append(report)
     trainer.fit(batches, steps=args.steps)
     print(f"held-out accuracy: {accuracy(model, test_inputs, test_targets):.2%} of "

@@ -23,7 +23,6 @@ from rnnkit.network import NetworkConfig, SequenceNetwork
 from rnnkit.optim import Adam
 from rnnkit.train import Trainer
 
-
 SYMBOLS = "abcdXY"  # noise a-d, relevant X and Y; one-hot inputs
 
 

@@ -6,13 +6,13 @@ import re
 
 import numpy as np
 import pytest
-
 from gradcheck import numeric_gradient, relative_error
+
+from rnnkit.apps.caption.model import Captioner, CaptionerConfig
 from rnnkit.cli import main
+from rnnkit.conditioned import teacher_forcing
 from rnnkit.data.batches import Conditioned
 from rnnkit.losses import softmax_cross_entropy
-from rnnkit.apps.caption.model import Captioner, CaptionerConfig
-from rnnkit.conditioned import teacher_forcing
 from rnnkit.network import NetworkConfig
 
 
@@ -45,7 +45,8 @@ def test_caption_cli_trains_and_describes(tmp_path, capsys):
     assert re.search(r"caption exact match [\d.]+%, digit accuracy [\d.]+%", printed)
     assert main(["caption", "describe", str(tmp_path / "last.safetensors"), "--index", "0", "7", "--beam", "2"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 2 and all(re.match(r"image \d+: '.*' \(truth: 'a \w+ handwritten \w+'\)", l) for l in lines)
+    pattern = r"image \d+: '.*' \(truth: 'a \w+ handwritten \w+'\)"
+    assert len(lines) == 2 and all(re.match(pattern, line) for line in lines)
 
 
 def test_caption_bad_input(tmp_path, capsys):

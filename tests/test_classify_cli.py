@@ -10,8 +10,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from clirun import run_cli
+
 from rnnkit.cli import main
 
 WORDS = "the a film movie plot actor scene story was is very quite rather long short".split()
@@ -118,9 +118,9 @@ def write(path, content: str):
 
 def lm_checkpoint(path):
     """A language model's checkpoint, as `rnnkit lm train` writes it."""
+    from rnnkit.apps.lm.model import LanguageModel
     from rnnkit.data.text import Vocabulary
     from rnnkit.losses import softmax_cross_entropy
-    from rnnkit.apps.lm.model import LanguageModel
     from rnnkit.network import NetworkConfig, SequenceNetwork
     from rnnkit.optim import Adam
     from rnnkit.train import Trainer

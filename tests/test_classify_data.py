@@ -13,10 +13,17 @@ import numpy as np
 import pytest
 
 from rnnkit.apps.classify import reviews
+from rnnkit.apps.classify.labelled import (
+    LabelSet,
+    TextEncoder,
+    build_vocabulary,
+    numeric_targets,
+    pad_ids,
+    read_labelled_file,
+    split_indices,
+)
 from rnnkit.data.buckets import LengthBuckets
-from rnnkit.apps.classify.labelled import (LabelSet, TextEncoder, build_vocabulary, numeric_targets, pad_ids,
-                                  read_labelled_file, split_indices)
-from rnnkit.metrics_classification import accuracy, confusion_matrix, macro_f1, pearson_r, rmse
+from rnnkit.metrics import accuracy, confusion_matrix, macro_f1, pearson_r, rmse
 
 
 # ------------------------------------------------------------------------------ vocabulary
@@ -162,7 +169,7 @@ def fake_sdist(path, lines: bytes) -> str:
 
 def test_movie_review_ratings_are_read_from_the_nested_archive(tmp_path):
     archive = tmp_path / reviews.REVIEWS_SDIST
-    digest = fake_sdist(archive, "1\t2.5\tA fine film.\r\n2\t-1.25\tDull, ''really''.\r\n3\t0\tMeh.\r\n".encode())
+    digest = fake_sdist(archive, b"1\t2.5\tA fine film.\r\n2\t-1.25\tDull, ''really''.\r\n3\t0\tMeh.\r\n")
     assert reviews.read_ratings(archive, digest) == [(2.5, "A fine film."), (-1.25, "Dull, ''really''."), (0.0, "Meh.")]
     with pytest.raises(ValueError, match="expected checksum"):
         reviews.read_ratings(archive, "0" * 64)

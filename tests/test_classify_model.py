@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from gradcheck import numeric_gradient, relative_error
-from rnnkit.data.batches import Padded
+
 from rnnkit.apps.classify.model import ClassifierConfig, SequenceClassifier, SequenceRegressor
+from rnnkit.data.batches import Padded
 from rnnkit.network import NetworkConfig
 
 LENGTHS = [5, 2, 6, 1]

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from rnnkit.checkpoint import load_checkpoint
 from clirun import run_cli
+
+from rnnkit.apps.lm.model import LanguageModel
+from rnnkit.checkpoint import load_checkpoint
 from rnnkit.cli import main
 from rnnkit.losses import mse, softmax_cross_entropy
-from rnnkit.apps.lm.model import LanguageModel
 from rnnkit.network import NetworkConfig, SequenceNetwork
 from rnnkit.optim import Adam
 from rnnkit.train import Trainer

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from texts import markov_text
 
 from rnnkit.cli import main
 from rnnkit.data import corpora
-from texts import markov_text
 
 TINY = ["--hidden", "16", "--layers", "1", "--embed", "8", "--seq-len", "16", "--batch", "4",
         "--eval-every", "20", "--sample-every", "0", "--lr", "0.01"]

@@ -6,7 +6,6 @@ never module paths, so moving the code must not change what a saved model predic
 from pathlib import Path
 
 import pytest
-
 from clirun import run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures" / "checkpoints"

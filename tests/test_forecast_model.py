@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from gradcheck import numeric_gradient, relative_error
-from rnnkit.metrics import coverage, mae
+
 from rnnkit.apps.forecast.model import Forecaster, gaussian_head_loss
+from rnnkit.metrics import coverage, mae
 from rnnkit.network import NetworkConfig, SequenceNetwork
 
 

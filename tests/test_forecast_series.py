@@ -6,9 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnkit.apps.forecast.series import (Scaler, check_finite, chronological_split, future_time_labels, interpolate_gaps,
-                                load_named, load_series, read_csv, sliding_windows)
 from rnnkit.apps.forecast.model import Forecaster
+from rnnkit.apps.forecast.series import (
+    Scaler,
+    check_finite,
+    chronological_split,
+    future_time_labels,
+    interpolate_gaps,
+    load_named,
+    load_series,
+    read_csv,
+    sliding_windows,
+)
 
 
 def write_csv(path, header, rows):

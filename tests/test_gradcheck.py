@@ -10,10 +10,10 @@ import itertools
 
 import numpy as np
 import pytest
+from gradcheck import check_layer_gradients
 
 import rnnkit
 from rnnkit.cells.lstm import VARIANTS
-from gradcheck import check_layer_gradients
 
 TOLERANCE = 1e-6
 SHAPES = [(1, False), (1, True), (2, False), (2, True)]  # (num_layers, bidirectional)

@@ -10,9 +10,9 @@ import tempfile
 import numpy as np
 import pytest
 
-from rnnkit.data.text import Vocabulary
 from rnnkit.apps.lm.inspection import gate_saturation, rank_units, text_features, write_report
 from rnnkit.apps.lm.model import LanguageModel
+from rnnkit.data.text import Vocabulary
 from rnnkit.network import NetworkConfig, SequenceNetwork
 
 TEXT = 'He said "go (now)" and left.\nShe said "stay".\n' * 8

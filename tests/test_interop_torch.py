@@ -14,10 +14,10 @@ import pytest
 torch = pytest.importorskip("torch")
 from safetensors.torch import save_file  # noqa: E402
 
+from rnnkit.apps.lm.model import LanguageModel  # noqa: E402
 from rnnkit.checkpoint import load_checkpoint  # noqa: E402
 from rnnkit.data.text import Vocabulary  # noqa: E402
 from rnnkit.interop.torch import export_torch, import_torch, read_state  # noqa: E402
-from rnnkit.apps.lm.model import LanguageModel  # noqa: E402
 from rnnkit.network import NetworkConfig, SequenceNetwork  # noqa: E402
 from rnnkit.train import load_model_weights  # noqa: E402
 

@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-import rnnkit
 from clirun import run_cli
 from gradcheck import check_layer_gradients
+from torch_reference import H, I, compare
+
+import rnnkit
+from rnnkit.apps.lm.model import LanguageModel
 from rnnkit.checkpoint import load_checkpoint
 from rnnkit.interop.onnx import check_exportable
 from rnnkit.interop.torch import torch_modules
-from rnnkit.apps.lm.model import LanguageModel
 from rnnkit.network import NetworkConfig, SequenceNetwork
-from torch_reference import H, I, compare
 
 TOLERANCE = 1e-6
 SHAPES = [(1, False), (2, True)]  # (num_layers, bidirectional)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from gradcheck import numeric_gradient, relative_error
 
 from rnnkit.layers import Dropout, Embedding, Linear
 from rnnkit.module import Module
-from gradcheck import numeric_gradient, relative_error
 
 torch.set_num_threads(1)  # two cores shared with NumPy's BLAS; avoid two busy thread pools
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gradcheck import numeric_gradient, relative_error
 
 import rnnkit
-from gradcheck import numeric_gradient, relative_error
 
 LENGTHS = [5, 2, 6, 1]
 LAYERS = [

@@ -7,13 +7,13 @@ import datetime
 
 import numpy as np
 import pytest
-
 from gradcheck import numeric_gradient, relative_error
+
+from rnnkit.apps.seq2seq.model import Seq2Seq, Seq2SeqConfig, reverse_rows
+from rnnkit.apps.seq2seq.pairs import PairVocabulary, generate_pairs, read_pairs
 from rnnkit.cli import main
 from rnnkit.data.batches import Conditioned
-from rnnkit.apps.seq2seq.pairs import PairVocabulary, generate_pairs, read_pairs
 from rnnkit.losses import softmax_cross_entropy
-from rnnkit.apps.seq2seq.model import Seq2Seq, Seq2SeqConfig, reverse_rows
 
 
 @pytest.mark.parametrize("cell,layers,reverse", [("lstm", 2, True), ("gru", 1, False), ("rnn", 1, True)])

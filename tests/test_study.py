@@ -5,14 +5,14 @@ import math
 
 import numpy as np
 import pytest
-
 from clirun import run_cli
-from rnnkit.data.batches import ExampleBatches, Padded
-from rnnkit.apps.study.chorales import LOWEST_PITCH, PITCHES, piano_roll
+
 from rnnkit.apps.study import tasks
+from rnnkit.apps.study.chorales import LOWEST_PITCH, PITCHES, piano_roll
 from rnnkit.apps.study.report import summarise, variance_shares
 from rnnkit.apps.study.spec import VARIANTS, load_study, study_from_dict
 from rnnkit.apps.study.trial import run_trial
+from rnnkit.data.batches import ExampleBatches, Padded
 
 
 def small_study(**changes):
@@ -177,8 +177,8 @@ def test_jsb_validation_score_is_the_nll_per_real_step_over_padded_batches():
     """A trial's JSB score, through the padded batches and the trainer's evaluation, equals the
     per-step negative log-likelihood computed one chorale at a time without padding."""
     from rnnkit.network import SequenceNetwork
-    from rnnkit.train import Trainer
     from rnnkit.optim import SGD
+    from rnnkit.train import Trainer
 
     rng = np.random.default_rng(1)
     rolls = [(rng.random((int(rng.integers(4, 30)), PITCHES)) < 0.08).astype(np.uint8) for _ in range(7)]

@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch_reference import H, I, compare
 
 import rnnkit
 from rnnkit.cells.lstm import VARIANTS
-from torch_reference import H, I, compare
 
 
 def reference_lstm(p, x, h, c, a, variant, peephole):

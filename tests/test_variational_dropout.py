@@ -8,16 +8,16 @@ import itertools
 
 import numpy as np
 import pytest
+from gradcheck import check_layer_gradients
+from texts import markov_text
 
 import rnnkit
-from gradcheck import check_layer_gradients
 from rnnkit import kernels
 from rnnkit.data.batches import StreamBatches
 from rnnkit.losses import softmax_cross_entropy
 from rnnkit.network import NetworkConfig, SequenceNetwork
 from rnnkit.optim import Adam
 from rnnkit.train import Trainer
-from texts import markov_text
 
 TOLERANCE = 1e-6
 DROPOUT = {"input_dropout": 0.3, "recurrent_dropout": 0.4}
@@ -152,8 +152,8 @@ def generalisation_gap(**dropout) -> tuple[float, float]:
     alphabet = sorted(set(text))
     ids = np.array([alphabet.index(ch) for ch in text])
     train, validation = StreamBatches(ids[:1200], 8, 20), StreamBatches(ids[1200:], 8, 20)
-    config = NetworkConfig(input_size=len(alphabet), output_size=len(alphabet), hidden_size=64, input_kind="embedding", embedding_size=8,
-                           **dropout)
+    config = NetworkConfig(input_size=len(alphabet), output_size=len(alphabet), hidden_size=64,
+                           input_kind="embedding", embedding_size=8, **dropout)
     model = SequenceNetwork(config, rng=0)
     trainer = Trainer(model, Adam(model.parameters(), lr=0.01), softmax_cross_entropy, clip_norm=5.0)
     trainer.fit(train, steps=300)

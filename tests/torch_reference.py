@@ -9,7 +9,7 @@ import torch
 
 import rnnkit
 
-H, I, T, B = 3, 2, 4, 2
+H, I, T, B = 3, 2, 4, 2  # noqa: E741  (the lectures' names: hidden, input, time, batch)
 
 
 def torch_params(layer, suffix="_l0"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Callable
+from collections.abc import Callable
 
 
 def _number(convert: Callable, accept: Callable, expected: str) -> Callable[[str], float]:

@@ -16,13 +16,16 @@ state encodes the context, a later window (truncated BPTT) carries the state ins
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
-from rnnkit.data.batches import Conditioned
-from .module import Module
+from .checkpoint import load_checkpoint
+from .data.batches import Conditioned
 from .decoding import beam_search, greedy_decode
+from .module import Module
+from .train import load_model_weights
 
 __all__ = ["ConditionedDecoder", "PAD", "BOS", "EOS", "SPECIAL_TOKENS"]
 
@@ -60,6 +63,19 @@ class ConditionedDecoder(Module):
 
     def initial_state(self, batch_size: int):
         return self.decoder.initial_state(batch_size)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, kind: str, what: str, config_type) -> tuple[ConditionedDecoder, dict]:
+        """(model, the checkpoint's user metadata) from a checkpoint whose kind is `kind`: the
+        configuration rebuilt with `config_type.from_dict`, then the weights. A checkpoint of
+        another kind is refused in one line naming `what` was expected."""
+        tensors, info = load_checkpoint(path)
+        user = info.get("user") or {}
+        if user.get("kind") != kind:
+            raise ValueError(f"{path} is an rnnkit checkpoint, but not of {what}")
+        model = cls(config_type.from_dict(info["model"]))
+        load_model_weights(model, tensors, path)
+        return model, user
 
     def decode(self, context: np.ndarray, *, max_length: int, beam: int = 1) -> list[int]:
         """Token ids (without <bos>/<eos>) for one context (no batch axis)."""

@@ -13,8 +13,8 @@ recurrent cell keeps in its cache (so backward never recomputes a pre-activation
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -19,7 +19,7 @@ Learning-rate schedules live in `rnnkit.schedules`.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 

@@ -7,7 +7,7 @@ all JSON, so a resumed run continues with exactly the same rates.
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 from .optim import Optimizer, _Configurable, _count, _require
 

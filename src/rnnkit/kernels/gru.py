@@ -23,8 +23,8 @@ from types import SimpleNamespace
 import numpy as np
 from numba import njit
 
-from .activations import scalar, sigmoid, tanh
 from ._sequence import bias_or_zeros, output_gradients
+from .activations import scalar, sigmoid, tanh
 from .blas import find_gemm, find_gemv, gemm, project
 
 kernel = njit(cache=True, error_model="numpy")
@@ -136,6 +136,7 @@ def step(cell, x: np.ndarray, state):
     batch, rows = x.shape[0], cell.weight_hh.value.shape[0]
     h_out = np.empty_like(h)
     inference_step(find_gemm(dtype), find_gemv(dtype), np.ascontiguousarray(x, dtype), h, cell.weight_ih.value,
-                   cell.weight_hh.value, bias_or_zeros(cell.bias_ih, rows, dtype), bias_or_zeros(cell.bias_hh, rows, dtype),
-                   np.empty((batch, rows), dtype), np.empty((batch, rows), dtype), h_out, np.empty_like(h))
+                   cell.weight_hh.value, bias_or_zeros(cell.bias_ih, rows, dtype),
+                   bias_or_zeros(cell.bias_hh, rows, dtype), np.empty((batch, rows), dtype),
+                   np.empty((batch, rows), dtype), h_out, np.empty_like(h))
     return (h_out,)

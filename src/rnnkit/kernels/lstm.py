@@ -220,6 +220,6 @@ def step(cell, x: np.ndarray, state):
     h_out, c_out = np.empty_like(h), np.empty_like(c)
     inference_step(find_gemm(dtype), find_gemv(dtype), np.ascontiguousarray(x, dtype), np.ascontiguousarray(h),
                    np.ascontiguousarray(c), cell.weight_ih.value, cell.weight_hh.value,
-                   bias_or_zeros(cell.bias_ih, rows, dtype), bias_or_zeros(cell.bias_hh, rows, dtype), np.empty((batch, rows), dtype),
-                   h_out, c_out)
+                   bias_or_zeros(cell.bias_ih, rows, dtype), bias_or_zeros(cell.bias_hh, rows, dtype),
+                   np.empty((batch, rows), dtype), h_out, c_out)
     return (h_out, c_out)

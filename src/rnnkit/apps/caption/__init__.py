@@ -1,1 +1,3 @@
-"""TODO"""
+"""`rnnkit caption`: one-to-many: an image of a digit sets the decoder's first state through a
+bridge, and the decoder writes a caption ("a bold handwritten seven"), greedily or by beam search.
+Stands on conditioned.ConditionedDecoder, decoding, layers.Linear, data.digits, train.Trainer."""

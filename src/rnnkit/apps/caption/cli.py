@@ -5,18 +5,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from rnnkit.checkpoint import load_checkpoint
+from rnnkit.argtypes import non_negative_int, positive_float, positive_int
 from rnnkit.data.batches import ExampleBatches
-from .data import DIGIT_WORDS, caption_split, word_vocabulary
 from rnnkit.losses import softmax_cross_entropy
-from .model import Captioner, CaptionerConfig
-from rnnkit.conditioned import teacher_forcing
 from rnnkit.network import NetworkConfig
 from rnnkit.optim import Adam
-from rnnkit.train import Trainer, load_model_weights
-from rnnkit.argtypes import non_negative_int, positive_float, positive_int
+from rnnkit.train import Trainer
 
-KIND = "captioner"
+from .data import DIGIT_WORDS, caption_split, teacher_forced_captions
+from .model import KIND, Captioner, CaptionerConfig
+
 MAX_WORDS = 8
 
 
@@ -31,7 +29,8 @@ def add_parser(tasks) -> None:
     train.add_argument("--hidden", type=positive_int, default=128, help="decoder units (default: 128)")
     train.add_argument("--layers", type=positive_int, default=1, help="decoder layers (default: 1)")
     train.add_argument("--embed", type=positive_int, default=16, help="word embedding size (default: 16)")
-    train.add_argument("--epochs", type=positive_int, default=150, help="passes over the training images (default: 150)")
+    train.add_argument("--epochs", type=positive_int, default=150,
+                       help="passes over the training images (default: 150)")
     train.add_argument("--lr", type=positive_float, default=0.01, help="Adam's learning rate (default: 0.01)")
     train.add_argument("--beam", type=positive_int, default=1, help="beam width for the held-out captions (default: 1)")
     train.add_argument("--seed", type=non_negative_int, default=0, help="initialisation and batch order (default: 0)")
@@ -58,9 +57,7 @@ def held_out_scores(model: Captioner, vocabulary: list[str], images, captions, i
 
 def run_train(args) -> int:
     images, _, captions, train, test = caption_split()
-    vocabulary = word_vocabulary(captions)
-    index = {word: i for i, word in enumerate(vocabulary)}
-    inputs, targets, mask = teacher_forcing([[index[w] for w in c.split()] for c in captions])
+    vocabulary, inputs, targets, mask = teacher_forced_captions(captions)
     decoder = NetworkConfig(len(vocabulary), len(vocabulary), cell=args.cell, hidden_size=args.hidden,
                             num_layers=args.layers, input_kind="embedding", embedding_size=args.embed)
     model = Captioner(CaptionerConfig(images.shape[1], decoder), rng=args.seed)
@@ -77,18 +74,8 @@ def run_train(args) -> int:
     return 0
 
 
-def load_captioner(path) -> tuple[Captioner, list[str]]:
-    tensors, info = load_checkpoint(path)
-    user = info.get("user") or {}
-    if user.get("kind") != KIND:
-        raise ValueError(f"{path} is an rnnkit checkpoint, but not of a captioner")
-    model = Captioner(CaptionerConfig.from_dict(info["model"]))
-    load_model_weights(model, tensors, path)
-    return model, user["vocabulary"]
-
-
 def run_describe(args) -> int:
-    model, vocabulary = load_captioner(args.checkpoint)
+    model, vocabulary = Captioner.load(args.checkpoint)
     images, _, captions, _, test = caption_split()
     for i in args.index:
         if i >= len(test):

@@ -1,4 +1,4 @@
-"""Captions for scikit-learn's bundled 8x8 handwritten digits (1,797 images).
+"""Captions for scikit-learn's bundled 8x8 handwritten digits (1,797 images; `rnnkit.data.digits`).
 
 Each image gets one sentence, chosen by what the image shows: its digit, and whether it is
 drawn with more ink than the median image of that digit ("a bold handwritten seven") or less
@@ -10,18 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.conditioned import SPECIAL_TOKENS
-from rnnkit.optional import require
+from rnnkit.conditioned import SPECIAL_TOKENS, teacher_forcing
+from rnnkit.data.digits import load_digits
 
-__all__ = ["DIGIT_WORDS", "digit_captions", "load_digits", "word_vocabulary"]
+__all__ = ["DIGIT_WORDS", "caption_split", "digit_captions", "teacher_forced_captions", "word_vocabulary"]
 
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-
-
-def load_digits() -> tuple[np.ndarray, np.ndarray]:
-    """(images (N, 64) scaled to [0, 1], digits (N,))."""
-    data = require("sklearn.datasets", "datasets", "the digits data set (from scikit-learn)").load_digits()
-    return (data.data / 16.0).astype(np.float32), data.target.astype(np.int64)
 
 
 def digit_captions(images: np.ndarray, digits: np.ndarray) -> list[str]:
@@ -46,3 +40,11 @@ def caption_split(seed: int = 0, test_fraction: float = 0.2):
     order = np.random.default_rng(seed).permutation(len(images))
     cut = int(round(len(images) * (1 - test_fraction)))
     return images, digits, captions, order[:cut], order[cut:]
+
+
+def teacher_forced_captions(captions: list[str]):
+    """(vocabulary, inputs, targets, mask): the captions' words as ids, each sentence fed one word
+    behind the word it must predict (`rnnkit.conditioned.teacher_forcing`)."""
+    vocabulary = word_vocabulary(captions)
+    index = {word: i for i, word in enumerate(vocabulary)}
+    return (vocabulary, *teacher_forcing([[index[w] for w in c.split()] for c in captions]))

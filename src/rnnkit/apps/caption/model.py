@@ -11,16 +11,19 @@ dL/d(pre) = dL/dh_0 * (1 - h_0^2), and the Linear bridge's own backward.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
+from rnnkit.conditioned import ConditionedDecoder
 from rnnkit.init import as_generator
 from rnnkit.layers import Linear
 from rnnkit.network import NetworkConfig, SequenceNetwork
-from rnnkit.conditioned import ConditionedDecoder
 
-__all__ = ["Captioner", "CaptionerConfig"]
+__all__ = ["KIND", "Captioner", "CaptionerConfig"]
+
+KIND = "captioner"  # the checkpoint's kind: what `Captioner.load` accepts
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class CaptionerConfig:
         return {"feature_size": self.feature_size, "decoder": asdict(self.decoder)}
 
     @classmethod
-    def from_dict(cls, values: dict) -> "CaptionerConfig":
+    def from_dict(cls, values: dict) -> CaptionerConfig:
         return cls(values["feature_size"], NetworkConfig.from_dict(values["decoder"]))
 
 
@@ -61,3 +64,10 @@ class Captioner(ConditionedDecoder):
         d_h0 = d_state0[0] if isinstance(d_state0, tuple) else d_state0
         d_pre = (d_h0 * (1.0 - cache.h0 ** 2)).transpose(1, 0, 2).reshape(d_h0.shape[1], -1)
         self.bridge.backward(d_pre, cache.bridge)
+
+    @classmethod
+    def load(cls, path: str | Path) -> tuple[Captioner, list[str]]:
+        """(model, vocabulary) from a checkpoint of `rnnkit caption train`; a one-line ValueError
+        for a checkpoint of another kind."""
+        model, user = cls.from_checkpoint(path, KIND, "a captioner", CaptionerConfig)
+        return model, user["vocabulary"]

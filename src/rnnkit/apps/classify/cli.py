@@ -12,18 +12,18 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.checkpoint import load_checkpoint
-from rnnkit.threads import one_blas_thread
-from rnnkit.data.buckets import LengthBuckets
-from .labelled import TextEncoder, read_labelled_file
-from rnnkit.metrics_classification import accuracy, confusion_matrix, format_confusion, macro_f1, pearson_r, rmse
-from .model import ClassifierConfig, SequenceClassifier, SequenceRegressor, load_model
-from rnnkit.network import NetworkConfig
-from rnnkit.optim import Adam
-from rnnkit.train import Trainer, load_model_weights
-from . import datasets
-from .datasets import DATASETS, Source
 from rnnkit.argtypes import fraction, non_negative_float, non_negative_int, positive_float, positive_int
+from rnnkit.data.buckets import LengthBuckets
+from rnnkit.metrics import format_confusion
+from rnnkit.optim import Adam
+from rnnkit.threads import one_blas_thread
+from rnnkit.train import Trainer
+
+from . import datasets
+from .datasets import DATASETS
+from .evaluate import format_scores, run_baseline, score, scores_of
+from .labelled import TextEncoder
+from .model import build_model, describe_model, load_model
 
 
 def add_parser(tasks) -> None:
@@ -63,11 +63,13 @@ def add_train(verbs) -> None:
                     "epoch with the lowest validation loss; print test accuracy, macro-F1 and the confusion "
                     "matrix (RMSE and Pearson r with --regression) beside a scikit-learn baseline.")
     p.add_argument("file", nargs="?", help="a TSV/CSV file with a header row (instead of --dataset)")
-    p.add_argument("--dataset", choices=DATASETS, help="a named data set (default: movie-reviews when no file is given)")
+    p.add_argument("--dataset", choices=DATASETS,
+                   help="a named data set (default: movie-reviews when no file is given)")
     add_data_options(p, train=True)
     p.add_argument("--regression", action="store_true", help="predict the label as a number (RMSE, Pearson r)")
     text = p.add_argument_group("text")
-    text.add_argument("--tokens", choices=("words", "chars"), default="words", help="read words or characters (default: words)")
+    text.add_argument("--tokens", choices=("words", "chars"), default="words",
+                      help="read words or characters (default: words)")
     text.add_argument("--keep-case", action="store_true", help="do not lowercase the text first")
     text.add_argument("--min-freq", type=positive_int, default=2,
                       help="keep tokens seen at least this often in the training part; the rest are <unk> (default: 2)")
@@ -151,7 +153,8 @@ def run_train(args) -> int:
         source, encoder, min_freq=args.min_freq, max_vocab=args.max_vocab,
         text_column=args.text_column if args.file else None, label_column=args.label_column if args.file else None)
     regression = metadata["task"] == "regression"
-    model = build_model(args, train, metadata)
+    model = build_model(metadata, train.targets, cell=args.cell, hidden=args.hidden, layers=args.layers,
+                        embed=args.embed, dropout=args.dropout, bidirectional=args.bidirectional, seed=args.seed)
     unit = "texts" if metadata["input"] == "text" else "sequences"
     what = (f"{len(metadata['vocabulary']):,} {metadata['tokens']} in the vocabulary" if metadata["input"] == "text"
             else f"{metadata['feature_shape'][0]} steps of {metadata['feature_shape'][1]} features")
@@ -170,9 +173,7 @@ def run_train(args) -> int:
                 validation=held_out, eval_every=len(batches), patience=args.patience, checkpoint_dir=out,
                 metadata=metadata)
     seconds = time.perf_counter() - started
-    tensors, _ = load_checkpoint(out / "best.safetensors")
-    load_model_weights(model, tensors, out / "best.safetensors")
-    model.eval()
+    model, _ = load_model(out / "best.safetensors")
     evaluations = [r["val_loss"] for r in trainer.state.history if "val_loss" in r]
     results = {"model": describe_model(model), "settings": {k: v for k, v in vars(args).items() if k != "run"},
                "train_seconds": round(seconds, 1), "epochs_run": len(evaluations),
@@ -190,28 +191,6 @@ def run_train(args) -> int:
     (out / "results.json").write_text(json.dumps(results, indent=1))
     print(f"checkpoint {out / 'best.safetensors'} (trained in {seconds:.0f} s)")
     return 0
-
-
-def build_model(args, train, metadata):
-    text = metadata["input"] == "text"
-    output_size = 1 if metadata["task"] == "regression" else len(metadata["labels"])
-    network = NetworkConfig(
-        input_size=len(metadata["vocabulary"]) if text else metadata["feature_shape"][1], output_size=output_size,
-        cell=args.cell, hidden_size=args.hidden, num_layers=args.layers,
-        input_kind="embedding" if text else "features", embedding_size=args.embed if text else 0,
-        dropout=args.dropout, bidirectional=args.bidirectional)
-    if metadata["task"] == "regression":
-        mean, scale = float(np.mean(train.targets)), float(np.std(train.targets))
-        return SequenceRegressor(ClassifierConfig(network, "regression", mean, scale or 1.0), rng=args.seed)
-    return SequenceClassifier(ClassifierConfig(network), rng=args.seed)
-
-
-def describe_model(model) -> str:
-    n = model.config.network
-    direction = "bidirectional " if n.bidirectional else ""
-    layers = f"{n.num_layers} x " if n.num_layers > 1 else ""
-    embed = f", embedding {n.embedding_size}" if n.input_kind == "embedding" else ""
-    return f"{direction}{n.cell.upper()} {layers}{n.hidden_size}{embed}"
 
 
 def epoch_reporter(validation, steps_per_epoch: int, metadata: dict):
@@ -232,70 +211,11 @@ def epoch_reporter(validation, steps_per_epoch: int, metadata: dict):
     return report
 
 
-def run_baseline(train, validation, test, metadata):
-    from .baselines import feature_baseline, text_baseline
-
-    regression = metadata["task"] == "regression"
-    if metadata["input"] == "text":
-        return text_baseline(train.texts, train.targets, validation.texts, validation.targets, test.texts,
-                             regression=regression)
-    return feature_baseline(train.inputs, train.targets, validation.inputs, validation.targets, test.inputs,
-                            regression=regression)
-
-
-# ------------------------------------------------------------------------------ scoring
-def predictions(model, part) -> np.ndarray:
-    return model.predict(part.inputs, part.mask)
-
-
-def score(model, part, metadata) -> dict:
-    return scores_of(part.targets, predictions(model, part), metadata["task"] == "regression", metadata)
-
-
-def scores_of(truth, predicted, regression: bool, metadata) -> dict:
-    if regression:
-        return {"rmse": rmse(truth, predicted), "pearson_r": pearson_r(truth, predicted)}
-    classes = len(metadata["labels"]) if metadata.get("labels") else None
-    return {"accuracy": accuracy(truth, predicted), "macro_f1": macro_f1(truth, predicted),
-            "confusion": confusion_matrix(truth, np.asarray(predicted), classes).tolist()}
-
-
-def format_scores(scores: dict, regression: bool) -> str:
-    if regression:
-        return f"RMSE {scores['rmse']:.3f}, Pearson r {scores['pearson_r']:.3f}"
-    return f"accuracy {scores['accuracy']:.1%}, macro-F1 {scores['macro_f1']:.1%}"
-
-
 # ------------------------------------------------------------------------ eval / predict
-def read_for_model(args, metadata, *, need_labels: bool):
-    """The data an eval or predict command names, encoded for the model: (part, description)."""
-    given = [args.file is not None, args.dataset is not None, bool(getattr(args, "text", None))]
-    if sum(given) > 1:
-        raise ValueError("give one of a file, --dataset" + (" or --text" if hasattr(args, "text") else ""))
-    if getattr(args, "text", None):
-        source = Source("--text", texts=list(args.text))
-        for i, text in enumerate(source.texts):
-            if not text.strip():
-                raise ValueError(f"--text number {i + 1} is empty; give some text")
-        return datasets.encode_source(source, metadata), "--text"
-    if args.file is not None:
-        text_column = args.text_column or metadata.get("text_column") or "text"
-        label_column = args.label_column or metadata.get("label_column") or "label"
-        table = read_labelled_file(args.file, text_column, label_column, require_labels=need_labels)
-        source = Source(str(args.file), texts=table.texts, labels=table.labels)
-        return datasets.encode_source(source, metadata), str(args.file)
-    name = args.dataset or metadata.get("dataset")
-    if name is None:
-        raise ValueError(f"this model was trained on the file {metadata['source']}; give a file to "
-                         f"{'score' if need_labels else 'label'}")
-    source = datasets.load_dataset(name, regression=metadata["task"] == "regression")
-    _, _, test = datasets.split_parts(source, metadata)
-    return datasets.encode_source(source, metadata, test), f"{name} test part"
-
-
 def run_eval(args) -> int:
     model, metadata = load_model(args.checkpoint)
-    part, where = read_for_model(args, metadata, need_labels=True)
+    part, where = datasets.read_for_model(metadata, file=args.file, dataset=args.dataset, text_column=args.text_column,
+                                          label_column=args.label_column, need_labels=True)
     regression = metadata["task"] == "regression"
     scores = score(model, part, metadata)
     unit = "texts" if metadata["input"] == "text" else "sequences"
@@ -307,7 +227,9 @@ def run_eval(args) -> int:
 
 def run_predict(args) -> int:
     model, metadata = load_model(args.checkpoint)
-    part, _ = read_for_model(args, metadata, need_labels=False)
+    part, _ = datasets.read_for_model(metadata, file=args.file, dataset=args.dataset, texts=args.text,
+                                       text_column=args.text_column, label_column=args.label_column,
+                                       need_labels=False)
     texts = part.texts or [f"sequence {i}" for i in range(len(part))]
     if metadata["task"] == "regression":
         values = model.predict(part.inputs, part.mask)

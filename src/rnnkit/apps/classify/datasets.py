@@ -2,10 +2,10 @@
 validation and test parts of one fixed split, and a checkpoint's metadata turns new texts and
 labels into the same ids.
 
-    movie-reviews   rated movie-review sentences (`rnnkit.data.reviews`): the sign of the rating
+    movie-reviews   rated movie-review sentences (`reviews.py`): the sign of the rating
                     ("negative" / "positive", zeros dropped), or the rating with --regression
     digits          scikit-learn's 8x8 digits read row by row: 8 steps of 8 pixels, class "0".."9"
-    a TSV/CSV file  a text column and a label column (`rnnkit.data.labelled`)
+    a TSV/CSV file  a text column and a label column (`labelled.py`)
 
 The split is a seeded permutation cut 80/10/10 (SPLIT_SEED, fixed, so that changing the model's
 --seed does not change the test sentences); the vocabulary comes from the training part only.
@@ -17,11 +17,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import reviews
-from rnnkit.apps.caption.data import load_digits
-from .labelled import (LabelSet, TextEncoder, build_vocabulary, numeric_targets, pad_ids,
-                             read_labelled_file, split_indices)
+from rnnkit.data.digits import load_digits
 from rnnkit.data.text import Vocabulary
+
+from . import reviews
+from .labelled import (
+    LabelSet,
+    TextEncoder,
+    build_vocabulary,
+    numeric_targets,
+    pad_ids,
+    read_labelled_file,
+    split_indices,
+)
 from .model import KIND
 
 DATASETS = ("movie-reviews", "digits")
@@ -125,7 +133,8 @@ def encode_source(source: Source, metadata: dict, rows=None) -> Part:
                              f"{metadata['source']}), not text; use --dataset {metadata['source']}")
         inputs = source.features[rows]
         if list(inputs.shape[1:]) != metadata["feature_shape"]:
-            raise ValueError(f"this model reads sequences of shape {metadata['feature_shape']}, got {list(inputs.shape[1:])}")
+            raise ValueError(f"this model reads sequences of shape {metadata['feature_shape']}, "
+                             f"got {list(inputs.shape[1:])}")
         inputs, mask = inputs, np.ones(inputs.shape[:2], dtype=bool)
         texts = None
     else:
@@ -155,3 +164,30 @@ def encode_targets(metadata: dict, source: Source, rows) -> np.ndarray | None:
             raise ValueError(f"this model is a classifier; {source.name} was read with numeric targets")
         return None
     return LabelSet(metadata["labels"]).encode([source.labels[i] for i in rows])
+
+
+def read_for_model(metadata: dict, *, file=None, dataset: str | None = None, texts: list[str] | None = None,
+                   text_column: str | None = None, label_column: str | None = None, need_labels: bool):
+    """The data an eval or predict command names, encoded for the model: (part, description)."""
+    given = [file is not None, dataset is not None, bool(texts)]
+    if sum(given) > 1:
+        raise ValueError("give one of a file, --dataset" + ("" if need_labels else " or --text"))
+    if texts:
+        source = Source("--text", texts=list(texts))
+        for i, text in enumerate(source.texts):
+            if not text.strip():
+                raise ValueError(f"--text number {i + 1} is empty; give some text")
+        return encode_source(source, metadata), "--text"
+    if file is not None:
+        text_column = text_column or metadata.get("text_column") or "text"
+        label_column = label_column or metadata.get("label_column") or "label"
+        table = read_labelled_file(file, text_column, label_column, require_labels=need_labels)
+        source = Source(str(file), texts=table.texts, labels=table.labels)
+        return encode_source(source, metadata), str(file)
+    name = dataset or metadata.get("dataset")
+    if name is None:
+        raise ValueError(f"this model was trained on the file {metadata['source']}; give a file to "
+                         f"{'score' if need_labels else 'label'}")
+    source = load_dataset(name, regression=metadata["task"] == "regression")
+    _, _, test = split_parts(source, metadata)
+    return encode_source(source, metadata, test), f"{name} test part"

@@ -20,9 +20,9 @@ import csv
 import io
 import math
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -53,7 +53,8 @@ def read_labelled_file(path: str | Path, text_column: str = "text", label_column
     content = read_text(path)
     suffix = Path(path).suffix.lower()
     header_line = content.splitlines()[0] if content.splitlines() else ""
-    delimiter = "," if suffix == ".csv" or (suffix not in (".tsv", ".tab", ".txt") and "\t" not in header_line) else "\t"
+    comma = suffix == ".csv" or (suffix not in (".tsv", ".tab", ".txt") and "\t" not in header_line)
+    delimiter = "," if comma else "\t"
     try:
         rows = list(csv.reader(io.StringIO(content, newline=""), delimiter=delimiter))
     except csv.Error as error:
@@ -107,7 +108,7 @@ class LabelSet:
         self.index = {name: i for i, name in enumerate(self.names)}
 
     @classmethod
-    def from_labels(cls, labels: Iterable[str]) -> "LabelSet":
+    def from_labels(cls, labels: Iterable[str]) -> LabelSet:
         distinct = set(labels)
         if len(distinct) < 2:
             only = ", ".join(repr(d) for d in distinct) or "none"

@@ -43,7 +43,8 @@ from rnnkit.module import Module
 from rnnkit.network import CELLS, NetworkConfig
 from rnnkit.train import load_model_weights
 
-__all__ = ["ClassifierConfig", "KIND", "SequenceClassifier", "SequenceRegressor", "TASKS", "load_model"]
+__all__ = ["ClassifierConfig", "KIND", "SequenceClassifier", "SequenceRegressor", "TASKS", "build_model",
+           "describe_model", "load_model"]
 
 KIND = "classifier"
 TASKS = ("classification", "regression")
@@ -83,7 +84,7 @@ class ClassifierConfig:
                 "target_scale": float(self.target_scale)}
 
     @classmethod
-    def from_dict(cls, values: dict) -> "ClassifierConfig":
+    def from_dict(cls, values: dict) -> ClassifierConfig:
         values = dict(values)
         return cls(NetworkConfig.from_dict(values.pop("network")), **values)
 
@@ -265,3 +266,30 @@ def load_model(path: str | Path) -> tuple[SequenceClassifier | SequenceRegressor
     load_model_weights(model, tensors, path)
     model.eval()
     return model, user
+
+
+def build_model(metadata: dict, train_targets: np.ndarray, *, cell: str, hidden: int, layers: int, embed: int,
+                dropout: float, bidirectional: bool, seed: int) -> SequenceClassifier | SequenceRegressor:
+    """A fresh model for the data `metadata` describes (from `datasets.prepare_training`): an
+    embedding for texts or features as they are, one output per class or one number (the
+    regressor standardises its targets by the training part's mean and deviation)."""
+    text = metadata["input"] == "text"
+    output_size = 1 if metadata["task"] == "regression" else len(metadata["labels"])
+    network = NetworkConfig(
+        input_size=len(metadata["vocabulary"]) if text else metadata["feature_shape"][1], output_size=output_size,
+        cell=cell, hidden_size=hidden, num_layers=layers,
+        input_kind="embedding" if text else "features", embedding_size=embed if text else 0,
+        dropout=dropout, bidirectional=bidirectional)
+    if metadata["task"] == "regression":
+        mean, scale = float(np.mean(train_targets)), float(np.std(train_targets))
+        return SequenceRegressor(ClassifierConfig(network, "regression", mean, scale or 1.0), rng=seed)
+    return SequenceClassifier(ClassifierConfig(network), rng=seed)
+
+
+def describe_model(model) -> str:
+    """"bidirectional LSTM 2 x 128, embedding 64": what the model is, in one phrase."""
+    n = model.config.network
+    direction = "bidirectional " if n.bidirectional else ""
+    layers = f"{n.num_layers} x " if n.num_layers > 1 else ""
+    embed = f", embedding {n.embedding_size}" if n.input_kind == "embedding" else ""
+    return f"{direction}{n.cell.upper()} {layers}{n.hidden_size}{embed}"

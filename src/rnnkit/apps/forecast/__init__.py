@@ -1,1 +1,3 @@
-"""TODO"""
+"""`rnnkit forecast`: many-to-one time-series forecasting with a Gaussian head, multi-step sample
+paths, a rolling-origin backtest against naive, seasonal naive, ETS and ARIMA, and plots.
+Stands on network.SequenceNetwork, train.Trainer, losses.gaussian_nll, data.batches, metrics, viz."""

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .series import Series, Split
-from .baselines import standard_baselines
 from rnnkit.metrics import forecast_metrics
+
+from .baselines import standard_baselines
+from .series import Series, Split
 
 __all__ = ["rolling_origins", "actual_values", "BacktestReport", "run_backtest", "format_report"]
 

@@ -53,7 +53,7 @@ def _quiet():
 class Naive:
     name = "naive"
 
-    def fit(self, history: np.ndarray) -> "Naive":
+    def fit(self, history: np.ndarray) -> Naive:
         return self
 
     def forecast_from(self, values, origins, horizon: int) -> np.ndarray:
@@ -69,7 +69,7 @@ class SeasonalNaive:
             raise ValueError(f"the seasonal period must be positive, got {season}")
         self.season = season
 
-    def fit(self, history: np.ndarray) -> "SeasonalNaive":
+    def fit(self, history: np.ndarray) -> SeasonalNaive:
         return self
 
     def forecast_from(self, values, origins, horizon: int) -> np.ndarray:
@@ -100,7 +100,7 @@ class ETS:
             seasons.append(dict(seasonal="add", seasonal_periods=self.season))
         return [{**t, **s} for t in trends for s in seasons]
 
-    def fit(self, history: np.ndarray) -> "ETS":
+    def fit(self, history: np.ndarray) -> ETS:
         from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
         history = np.asarray(history, np.float64)
@@ -183,7 +183,7 @@ class ARIMA:
         m = self.season
         return values[m:] - values[:-m] if self.seasonal_difference else values
 
-    def fit(self, history: np.ndarray) -> "ARIMA":
+    def fit(self, history: np.ndarray) -> ARIMA:
         """d by KPSS, then (p, q, constant) by AIC, on `history` (seasonally differenced if asked)."""
         from statsmodels.tsa.arima.model import ARIMA as StatsmodelsARIMA
 

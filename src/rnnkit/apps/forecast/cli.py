@@ -1,10 +1,5 @@
 """`rnnkit forecast train | predict | backtest`: time-series forecasting with a recurrent network.
-
-Settings come in three layers, as for `rnnkit lm train`: the defaults below, then the named
-dataset's preset (its seasonal period and the window and encoding that suit it), then whatever
-the user typed. `predict` and `backtest` read the data source, the split and the settings from
-the checkpoint; a CSV file given to them replaces the data (same columns unless told otherwise).
-"""
+The arguments and what is printed; the settings' layers and the data live in `settings.py`."""
 
 from __future__ import annotations
 
@@ -15,25 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .series import NAMED_SERIES, chronological_split, future_time_labels, load_series
-from .model import TARGETS, Forecaster
 from rnnkit.argtypes import fraction, non_negative_float, non_negative_int, positive_float, positive_int
 
-DEFAULTS = {
-    "season": 1, "val_frac": 0.15, "test_frac": 0.2, "window": 24, "horizon": 1, "target": "level",
-    "loss": "gaussian", "cell": "lstm", "hidden": 32, "layers": 1, "dropout": 0.0, "ensemble": 5, "steps": 2000,
-    "minutes": None, "batch": 32, "lr": 3e-3, "clip": 1.0, "eval_every": 50, "patience": 10, "seed": 0, "fill": False,
-}
-# Each named dataset's seasonal period m, and the encoding, window and width that forecast its
-# validation part best one step ahead (a small grid: target x window x hidden; the README's
-# quality study).
-PRESETS = {
-    "co2": {"season": 52, "target": "change", "window": 60, "hidden": 32},
-    "sunspots": {"season": 11, "target": "level", "window": 22, "hidden": 16},
-    "elec_equip": {"season": 12, "target": "seasonal", "window": 12, "hidden": 32},
-    "nile": {"season": 1, "target": "level", "window": 10, "hidden": 16},
-}
-CSV_OPTIONS = ("column", "time_column", "covariates")
+from .model import TARGETS, Forecaster
+from .series import NAMED_SERIES, future_time_labels
+from .settings import CSV_OPTIONS, DEFAULTS, data_source, load_checked, load_with_data, settings_from
 
 
 def add_parser(tasks) -> None:
@@ -152,56 +133,10 @@ def column_list(text: str) -> list[str]:
     return names
 
 
-# --------------------------------------------------------------------------------- data
-def data_source(args, saved: dict | None = None) -> dict:
-    """{"dataset": name} or {"csv": path, "column", "time_column", "covariates"}: from the
-    arguments, else from the checkpoint's saved source (CSV columns default to the saved ones)."""
-    typed = {k: getattr(args, k) for k in CSV_OPTIONS if getattr(args, k) is not None}
-    if args.csv_file is not None and args.dataset is not None:
-        raise ValueError("give either a CSV file or --dataset, not both")
-    if args.dataset is not None or (args.csv_file is None and saved is None):
-        if typed:
-            raise ValueError(f"--{next(iter(typed)).replace('_', '-')} applies to CSV files, not to a named dataset")
-        if args.dataset is None:
-            raise ValueError("give a CSV file (with --column) or --dataset NAME")
-        return {"dataset": args.dataset}
-    if args.csv_file is None:
-        if typed:
-            raise ValueError("--column, --time-column and --covariates need a CSV file")
-        return saved
-    previous = saved if saved and "csv" in saved else {}
-    source = {"csv": args.csv_file, "column": typed.get("column", previous.get("column")),
-              "time_column": typed.get("time_column", previous.get("time_column")),
-              "covariates": typed.get("covariates", previous.get("covariates") or [])}
-    if source["column"] is None:
-        raise ValueError("a CSV file needs --column, the column to forecast")
-    return source
-
-
-def load_checked(source: dict, settings: dict, horizon: int):
-    """The series (validated, filled if asked) and its split, with the length checks."""
-    series = load_series(source, fill=settings["fill"], season=settings["season"])
-    window, lag = settings["window"], settings["season"] if settings["target"] == "seasonal" else 0
-    if len(series) < window + lag + horizon:
-        extra = f" + a season of {lag}" if lag else ""
-        raise ValueError(f"{series.name} has {len(series)} values, fewer than --window {window}{extra} + --horizon "
-                         f"{horizon} = {window + lag + horizon}; use a shorter window or horizon")
-    split = chronological_split(len(series), settings["val_frac"], settings["test_frac"])
-    return series, split
-
-
 # ------------------------------------------------------------------------------- train
-def settings_from(args) -> dict:
-    typed = {k: v for k, v in vars(args).items() if v is not None and k in DEFAULTS}
-    settings = {**DEFAULTS, **PRESETS.get(args.dataset, {}), **typed}
-    if settings["target"] == "seasonal" and settings["season"] < 2:
-        raise ValueError("--target seasonal needs a seasonal period: give --season m (m >= 2)")
-    return settings
-
-
 def run_train(args) -> int:
-    source = data_source(args)
-    settings = settings_from(args)
+    source = data_source(args.csv_file, args.dataset, csv_options(args))
+    settings = settings_from(vars(args), args.dataset)
     series, split = load_checked(source, settings, settings["horizon"])
     if len(series) - split.test_start < settings["horizon"]:
         raise ValueError(f"the test part has {len(series) - split.test_start} values, fewer than --horizon "
@@ -240,17 +175,17 @@ def run_train(args) -> int:
 
 
 # ----------------------------------------------------------------------- predict, backtest
+def csv_options(args) -> dict:
+    """The CSV options the user typed: column, time_column, covariates."""
+    return {k: getattr(args, k) for k in CSV_OPTIONS if getattr(args, k) is not None}
+
+
 def load_for_use(args):
-    forecaster, saved = Forecaster.load(args.checkpoint)
-    if "settings" not in saved or "source" not in saved:
-        raise ValueError(f"{args.checkpoint} has no data settings; was it written by `rnnkit forecast train`?")
-    settings = {**saved["settings"], "fill": bool(args.fill) or saved["settings"]["fill"]}
-    source = data_source(args, saved["source"])
-    horizon = args.horizon or settings["horizon"]
-    series, split = load_checked(source, settings, horizon)
-    if series.covariate_names != forecaster.config.covariates:
-        raise ValueError(f"the model reads the covariates {list(forecaster.config.covariates)}, the data gives "
-                         f"{list(series.covariate_names)}")
+    """`predict` and `backtest`: the forecaster, its settings, the data and split, the horizon and
+    the plot's path."""
+    forecaster, settings, series, split, horizon = load_with_data(
+        args.checkpoint, csv_file=args.csv_file, dataset=args.dataset, csv_options=csv_options(args),
+        fill=bool(args.fill), horizon=args.horizon)
     plot = Path(args.plot) if args.plot else Path(args.checkpoint).with_name(f"{args.verb}.png")
     return forecaster, settings, series, split, horizon, plot
 

@@ -33,16 +33,14 @@ back draws from N(mu, sigma^2), so the interval widens as errors compound.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from pathlib import Path
 from statistics import NormalDist
-from typing import Callable
 
 import numpy as np
 
 from rnnkit.checkpoint import load_checkpoint, save_checkpoint
 from rnnkit.data.batches import ExampleBatches
-from .series import Scaler, sliding_windows
 from rnnkit.init import as_generator
 from rnnkit.losses import gaussian_nll, mse
 from rnnkit.network import NetworkConfig, SequenceNetwork
@@ -50,10 +48,12 @@ from rnnkit.optim import Adam
 from rnnkit.threads import one_blas_thread
 from rnnkit.train import Trainer, load_model_weights
 
-__all__ = ["Forecaster", "ForecastConfig", "Forecast", "gaussian_head_loss", "KIND"]
+from .config import TARGETS, Forecast, ForecastConfig
+from .series import Scaler, sliding_windows
+
+__all__ = ["Forecaster", "ForecastConfig", "Forecast", "gaussian_head_loss", "KIND", "TARGETS"]
 
 KIND = "forecaster"
-TARGETS = ("level", "change", "seasonal")
 CHUNK = 4096  # windows per forward pass at inference (bounds the memory of a large backtest)
 
 
@@ -67,60 +67,6 @@ def gaussian_head_loss(outputs: np.ndarray, targets: np.ndarray, mask: np.ndarra
         raise ValueError(f"a Gaussian head has 2 outputs (mean, log variance), got {outputs.shape[-1]}")
     loss, grad_mean, grad_log_var = gaussian_nll(outputs[..., :1], outputs[..., 1:], targets, mask)
     return loss, np.concatenate([grad_mean, grad_log_var], axis=-1)
-
-
-@dataclass(frozen=True)
-class ForecastConfig:
-    """window: k, the values one forecast reads; target: "level", "change" or "seasonal"
-    (module docstring); season: m, for the "seasonal" target; probabilistic: Gaussian head
-    (mean, log variance) trained by NLL, else the mean alone by MSE; covariates: names of the
-    extra input columns."""
-
-    window: int
-    target: str = "level"
-    probabilistic: bool = True
-    covariates: tuple[str, ...] = ()
-    season: int = 1
-
-    def __post_init__(self):
-        if not isinstance(self.window, (int, np.integer)) or isinstance(self.window, bool) or self.window <= 0:
-            raise ValueError(f"the window must be a positive integer, got {self.window!r}")
-        if self.target not in TARGETS:
-            raise ValueError(f"unknown target {self.target!r}; choose one of {', '.join(TARGETS)}")
-        if not isinstance(self.season, (int, np.integer)) or self.season <= 0:
-            raise ValueError(f"the seasonal period must be a positive integer, got {self.season!r}")
-        if self.target == "seasonal" and self.season < 2:
-            raise ValueError("the seasonal target needs a seasonal period of at least 2")
-        object.__setattr__(self, "covariates", tuple(self.covariates))
-
-    @property
-    def lag(self) -> int:
-        """Values needed before a window: m for the seasonal target, else 0."""
-        return self.season if self.target == "seasonal" else 0
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "covariates": list(self.covariates)}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "ForecastConfig":
-        return cls(**values)
-
-
-@dataclass
-class Forecast:
-    """Forecasts from each origin o (the last known index): mean (O, H) for o+1 .. o+H, and a
-    central prediction interval [lower, upper] of probability `level` (None without a
-    probabilistic head)."""
-
-    origins: np.ndarray
-    mean: np.ndarray
-    lower: np.ndarray | None
-    upper: np.ndarray | None
-    level: float
-
-    @property
-    def horizon(self) -> int:
-        return self.mean.shape[1]
 
 
 class Forecaster:
@@ -159,7 +105,7 @@ class Forecaster:
     @classmethod
     def build(cls, window: int, *, target: str = "level", season: int = 1, probabilistic: bool = True,
               covariates: tuple[str, ...] = (), cell: str = "lstm", hidden_size: int = 32, num_layers: int = 1,
-              dropout: float = 0.0, members: int = 1, seed: int = 0, dtype=np.float32) -> "Forecaster":
+              dropout: float = 0.0, members: int = 1, seed: int = 0, dtype=np.float32) -> Forecaster:
         """A new forecaster; member i's weights come from seed + i."""
         config = ForecastConfig(window, target, probabilistic, tuple(covariates), season)
         if not isinstance(members, (int, np.integer)) or members <= 0:
@@ -404,7 +350,7 @@ class Forecaster:
             "history": _json_history(self.history), "user": metadata or {}})
 
     @classmethod
-    def load(cls, path: str | Path) -> tuple["Forecaster", dict]:
+    def load(cls, path: str | Path) -> tuple[Forecaster, dict]:
         """(the forecaster, the metadata saved with it)."""
         tensors, info = load_checkpoint(path)
         if info.get("kind") != KIND:

@@ -250,7 +250,7 @@ class Scaler:
     covariate_scale: tuple[float, ...] = ()
 
     @classmethod
-    def fit(cls, values: np.ndarray, covariates: np.ndarray | None = None, season: int = 1) -> "Scaler":
+    def fit(cls, values: np.ndarray, covariates: np.ndarray | None = None, season: int = 1) -> Scaler:
         values = np.asarray(values, dtype=np.float64)
         if len(values) < 2:
             raise ValueError("the scaler needs at least two training values")
@@ -271,7 +271,7 @@ class Scaler:
                 "covariate_scale": list(self.covariate_scale)}
 
     @classmethod
-    def from_dict(cls, values: dict) -> "Scaler":
+    def from_dict(cls, values: dict) -> Scaler:
         return cls(**{**values, "covariate_mean": tuple(values["covariate_mean"]),
                       "covariate_scale": tuple(values["covariate_scale"])})
 

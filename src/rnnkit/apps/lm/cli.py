@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import math
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 
+from rnnkit.argtypes import fraction, non_negative_float, non_negative_int, positive_float, positive_int
 from rnnkit.cells.lstm import VARIANTS
 from rnnkit.data.corpora import CORPORA
 from rnnkit.data.text import read_text, tokenize
-from .model import LanguageModel
-from . import training
-from rnnkit.argtypes import fraction, non_negative_float, non_negative_int, positive_float, positive_int
+from rnnkit.train import TrainingDiverged
 
-D = training.DEFAULTS
+from . import training
+from .model import LanguageModel
+from .progress import Progress, Sampler, finish
+
+DEFAULTS = D = training.DEFAULTS
 
 
 def add_parser(tasks) -> None:
@@ -92,7 +98,7 @@ def add_train(verbs) -> None:
     train.add_argument("--out", help=f"output folder for checkpoints, history and plot (default: {D['out']})")
     train.add_argument("--resume", nargs="?", const="", metavar="CKPT",
                        help="continue a run from CKPT (default: OUT/last.safetensors)")
-    p.set_defaults(run=training.run)
+    p.set_defaults(run=run_train)
 
 
 def add_sample(verbs) -> None:
@@ -173,3 +179,52 @@ def run_eval(args) -> int:
     print(f"{report['nats']:.4f} nats/{unit}, {report['bits']:.4f} bits/{unit}, "
           f"perplexity {report['perplexity']:.4f} over {count:,} {unit}s")
     return 0
+
+
+def run_train(args) -> int:
+    resume_path, resumed_info = None, None
+    if args.resume is not None:
+        resume_path = Path(args.resume) if args.resume else Path(args.out or DEFAULTS["out"]) / "last.safetensors"
+        resumed_info = training.resumed_metadata(resume_path)
+    settings = training.settings_from(args, None if resumed_info is None else resumed_info["settings"])
+    out = Path(settings["out"])
+    vocabulary, train_ids, val_ids, test_text, description = training.prepare_data(args, settings, resumed_info)
+    batches = training.training_batches(train_ids, settings)
+    validation = training.validation_batches(val_ids, settings)
+    trainer, language_model = training.build_trainer(settings, vocabulary)
+    model = trainer.model
+    if resume_path is not None:
+        trainer.restore(resume_path)
+    first_step = trainer.state.step
+    source_file = settings.get("source_file") or (None if args.text_file is None else str(args.text_file))
+    metadata = {**language_model.metadata(), "settings": {**settings, "source_file": source_file}}
+    print(f"training a {settings['layers']} x {settings['hidden']} {settings['cell'].upper()} on {description}, "
+          f"{model.num_parameters():,} parameters", file=sys.stderr)
+    progress = Progress(settings, batches)
+    trainer.callbacks += [progress.update, Sampler(language_model, settings).maybe_sample]
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    status = 0
+    try:
+        trainer.fit(batches, steps=settings["steps"], epochs=settings["epochs"],
+                    max_seconds=settings["minutes"] * 60 if settings["minutes"] else None,
+                    validation=validation, eval_every=settings["eval_every"], checkpoint_dir=out,
+                    save_every=settings["eval_every"], metadata=metadata)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted at step {trainer.state.step}; checkpoint saved to {out / 'last.safetensors'} "
+              f"(continue with: rnnkit lm train --resume {out / 'last.safetensors'})", file=sys.stderr)
+        status = 130
+    except TrainingDiverged as error:
+        last = out / "last.safetensors"
+        kept = f"; the last good checkpoint is {last}" if last.exists() else ""
+        raise TrainingDiverged(f"{error}{kept}") from None
+    finally:
+        progress.close()
+        finish(trainer, out, batches.tokens_per_batch * (trainer.state.step - first_step),
+               time.perf_counter() - started, language_model.unit)
+    if test_text is not None and status == 0:
+        best = LanguageModel.load(out / "best.safetensors")
+        nats, count = best.loss(test_text, batch=settings["batch"], seq_len=settings["seq_len"])
+        print(f"test ({count:,} {best.unit}s of held-out plays): {nats:.4f} nats/{best.unit}, "
+              f"perplexity {math.exp(nats):.2f}", file=sys.stderr)
+    return status

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.data.text import tokenize
+
 from .model import LanguageModel
 
 __all__ = ["activations", "text_features", "rank_units", "gate_saturation", "write_report"]

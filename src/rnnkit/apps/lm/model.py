@@ -15,8 +15,8 @@ argmax.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -52,7 +52,7 @@ class LanguageModel:
                 "unknown": self.vocabulary.unknown_token}
 
     @classmethod
-    def load(cls, path: str | Path) -> "LanguageModel":
+    def load(cls, path: str | Path) -> LanguageModel:
         """Rebuild a language model from a training checkpoint (best or last)."""
         tensors, info = load_checkpoint(path)
         user = info.get("user") or {}
@@ -81,7 +81,8 @@ class LanguageModel:
         self.network.eval()
         primed = tokenize(prime, self.level)
         if not primed:
-            primed = ["\n"] if "\n" in self.vocabulary.index else [self.vocabulary.tokens[rng.integers(len(self.vocabulary))]]
+            tokens = self.vocabulary.tokens
+            primed = ["\n"] if "\n" in self.vocabulary.index else [tokens[rng.integers(len(tokens))]]
         ids = self.vocabulary.encode(primed)
         state = None
         for token in ids[:-1]:  # the prime's state; its last token drives the first prediction

@@ -1,4 +1,4 @@
-"""`rnnkit lm train`: char-rnn from the command line.
+"""The settings and data of `rnnkit lm train` (char-rnn), and the trainer built from them.
 
 Settings come from three layers: the defaults below (a 2 x 256 LSTM on Shakespeare, about five
 minutes on a 2-core laptop), then the corpus's own preset (the `hello` toy is a 3-unit Elman RNN
@@ -8,10 +8,6 @@ only lets the run's length, its reporting and its output folder change.
 
 from __future__ import annotations
 
-import json
-import math
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +17,12 @@ from rnnkit.data.batches import StreamBatches
 from rnnkit.data.corpora import load_corpus, shakespeare_split
 from rnnkit.data.text import Vocabulary, read_text, tokenize
 from rnnkit.losses import softmax_cross_entropy
-from .model import KIND, LanguageModel
 from rnnkit.network import NetworkConfig, SequenceNetwork
 from rnnkit.optim import SGD, Adagrad, Adam, AdamW, RMSprop
 from rnnkit.schedules import StepDecay
-from rnnkit.train import Trainer, TrainingDiverged
+from rnnkit.train import Trainer
+
+from .model import KIND, LanguageModel
 
 DEFAULTS = {
     "corpus": "shakespeare", "cell": "lstm", "peephole": False, "variant": None, "nonlinearity": "tanh",
@@ -47,7 +44,18 @@ RESUMABLE = {"steps", "epochs", "minutes", "eval_every", "sample_every", "sample
 OPTIMIZERS = {"adam": Adam, "adamw": AdamW, "sgd": SGD, "rmsprop": RMSprop, "adagrad": Adagrad}
 
 
+def resumed_metadata(path: str | Path) -> dict:
+    """What a language model's checkpoint records beside its weights (settings, vocabulary);
+    a one-line ValueError if `path` holds another kind of model."""
+    info = load_checkpoint(path)[1].get("user", {})
+    if info.get("kind") != KIND:
+        raise ValueError(f"{path} is not a checkpoint of a language model")
+    return info
+
+
 def settings_from(args, resumed: dict | None) -> dict:
+    """The run's settings: the defaults, the corpus's preset, then what the user typed (options
+    that are not None); when resuming, the checkpoint's settings with only RESUMABLE ones changed."""
     typed = {k: v for k, v in vars(args).items() if v is not None and k in DEFAULTS}
     if resumed is not None:
         changed = sorted(k for k, v in typed.items() if k not in RESUMABLE and resumed.get(k) != v)
@@ -118,138 +126,30 @@ def validation_batches(ids: np.ndarray, settings: dict) -> StreamBatches | None:
     return StreamBatches(ids, batch, min(settings["seq_len"], (len(ids) - 1) // batch))
 
 
-def run(args) -> int:
-    resume_path, resumed_info = None, None
-    if args.resume is not None:
-        resume_path = Path(args.resume) if args.resume else Path(args.out or DEFAULTS["out"]) / "last.safetensors"
-        resumed_info = load_checkpoint(resume_path)[1].get("user", {})
-        if resumed_info.get("kind") != KIND:
-            raise ValueError(f"{resume_path} is not a checkpoint of a language model")
-    settings = settings_from(args, None if resumed_info is None else resumed_info["settings"])
-    out = Path(settings["out"])
-    vocabulary, train_ids, val_ids, test_text, description = prepare_data(args, settings, resumed_info)
+def truncation(settings: dict) -> tuple[int, int]:
+    """(k1, k2) of truncated BPTT: one window of --seq-len steps unless set."""
     k1 = settings["k1"] or settings["seq_len"]
     k2 = settings["k2"] or k1
     if k2 > settings["seq_len"]:
         raise ValueError(f"--k2 {k2} reaches beyond a window of --seq-len {settings['seq_len']}; "
                          "raise --seq-len or lower --k2")
+    return k1, k2
+
+
+def training_batches(train_ids: np.ndarray, settings: dict) -> StreamBatches:
     try:
-        batches = StreamBatches(train_ids, settings["batch"], settings["seq_len"])
+        return StreamBatches(train_ids, settings["batch"], settings["seq_len"])
     except ValueError as error:
         raise ValueError(f"the training text is shorter than one window: {error}") from None
-    validation = validation_batches(val_ids, settings)
 
-    config = network_config(settings, len(vocabulary))
-    model = SequenceNetwork(config, rng=settings["seed"])
+
+def build_trainer(settings: dict, vocabulary: Vocabulary) -> tuple[Trainer, LanguageModel]:
+    """The network, its optimizer and learning-rate schedule, and the trainer that runs them."""
+    k1, k2 = truncation(settings)
+    model = SequenceNetwork(network_config(settings, len(vocabulary)), rng=settings["seed"])
     optimizer = OPTIMIZERS[settings["optimizer"]](model.parameters(), lr=settings["lr"])
     schedule = (StepDecay(optimizer, step_size=1, gamma=settings["lr_decay"], start=settings["lr_decay_after"])
                 if settings["lr_decay"] != 1.0 else None)
     trainer = Trainer(model, optimizer, softmax_cross_entropy, k1=k1, k2=k2,
                       clip_norm=settings["clip"] or None, schedule=schedule)
-    if resume_path is not None:
-        trainer.restore(resume_path)
-    first_step = trainer.state.step
-    language_model = LanguageModel(model, vocabulary, settings["tokens"])
-    source_file = settings.get("source_file") or (None if args.text_file is None else str(args.text_file))
-    metadata = {**language_model.metadata(), "settings": {**settings, "source_file": source_file}}
-    print(f"training a {settings['layers']} x {settings['hidden']} {settings['cell'].upper()} on {description}, "
-          f"{model.num_parameters():,} parameters", file=sys.stderr)
-    progress = Progress(settings, batches)
-    trainer.callbacks += [progress.update, Sampler(language_model, settings).maybe_sample]
-    out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    status = 0
-    try:
-        trainer.fit(batches, steps=settings["steps"], epochs=settings["epochs"],
-                    max_seconds=settings["minutes"] * 60 if settings["minutes"] else None,
-                    validation=validation, eval_every=settings["eval_every"], checkpoint_dir=out,
-                    save_every=settings["eval_every"], metadata=metadata)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted at step {trainer.state.step}; checkpoint saved to {out / 'last.safetensors'} "
-              f"(continue with: rnnkit lm train --resume {out / 'last.safetensors'})", file=sys.stderr)
-        status = 130
-    except TrainingDiverged as error:
-        last = out / "last.safetensors"
-        kept = f"; the last good checkpoint is {last}" if last.exists() else ""
-        raise TrainingDiverged(f"{error}{kept}") from None
-    finally:
-        progress.close()
-        finish(trainer, out, batches.tokens_per_batch * (trainer.state.step - first_step),
-               time.perf_counter() - started, language_model.unit)
-    if test_text is not None and status == 0:
-        best = LanguageModel.load(out / "best.safetensors")
-        nats, count = best.loss(test_text, batch=settings["batch"], seq_len=settings["seq_len"])
-        print(f"test ({count:,} {best.unit}s of held-out plays): {nats:.4f} nats/{best.unit}, "
-              f"perplexity {math.exp(nats):.2f}", file=sys.stderr)
-    return status
-
-
-def finish(trainer: Trainer, out: Path, tokens: int, seconds: float, unit: str) -> None:
-    from rnnkit.viz import plot_history
-
-    history = trainer.state.history
-    (out / "history.json").write_text(json.dumps(history, indent=1))
-    if history:
-        plot_history(history, out / "loss_curve.png", unit=f"nats/{unit}")
-    best = trainer.state.best_loss
-    print(f"done: {trainer.state.step} steps, best {'validation ' if any('val_loss' in r for r in history) else ''}"
-          f"loss {best if best is None else f'{best:.4f}'} nats/{unit}, "
-          f"{tokens / max(seconds, 1e-9):,.0f} tokens/s over {seconds:.0f} s; "
-          f"checkpoints, history.json and loss_curve.png in {out}", file=sys.stderr)
-
-
-class Progress:
-    """A tqdm bar: loss, validation loss and tokens per second."""
-
-    def __init__(self, settings: dict, batches: StreamBatches):
-        from tqdm import tqdm
-
-        total = settings["steps"] or (settings["epochs"] * len(batches) if settings["epochs"] else None)
-        self.bar = tqdm(total=total, unit="step", dynamic_ncols=True, file=sys.stderr,
-                        disable=None)  # None: no bar when stderr is not a terminal
-        self.tokens = batches.tokens_per_batch
-        self.unit = "char" if settings["tokens"] == "chars" else "word"
-        self.smoothed = None
-        self.val = None
-        self.started = time.perf_counter()
-        self.first_step = None
-
-    def update(self, trainer: Trainer, record: dict) -> None:
-        if self.first_step is None:
-            self.first_step = record["step"] - 1
-        self.smoothed = record["loss"] if self.smoothed is None else 0.95 * self.smoothed + 0.05 * record["loss"]
-        self.val = record.get("val_loss", self.val)
-        rate = self.tokens * (record["step"] - self.first_step) / max(time.perf_counter() - self.started, 1e-9)
-        postfix = {"loss": f"{self.smoothed:.3f}", "tok/s": f"{rate:,.0f}"}
-        if self.val is not None:
-            postfix["val"] = f"{self.val:.3f}"
-        self.bar.n = record["step"]
-        self.bar.set_postfix(postfix, refresh=False)
-        self.bar.refresh()
-        if self.bar.disable and "val_loss" in record:  # no bar: still report each evaluation
-            print(f"step {record['step']}: loss {self.smoothed:.4f}, validation {self.val:.4f} nats/{self.unit}, "
-                  f"{rate:,.0f} tokens/s", file=sys.stderr)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-class Sampler:
-    """Every `sample_every` steps, a short sample: the lecture's "after 100, 300, 500
-    iterations"."""
-
-    def __init__(self, model: LanguageModel, settings: dict):
-        self.model, self.settings = model, settings
-
-    def maybe_sample(self, trainer: Trainer, record: dict) -> None:
-        every = self.settings["sample_every"]
-        if not every or record["step"] % every:
-            return
-        from tqdm import tqdm
-
-        rng = np.random.default_rng([self.settings["seed"], record["step"]])
-        prime = self.settings["prime"] or ""
-        text = self.model.generate(self.settings["sample_length"], prime=prime, rng=rng)
-        self.model.network.train()
-        loss = record.get("val_loss", record["loss"])
-        tqdm.write(f"--- sample at step {record['step']} (loss {loss:.3f}) ---\n{prime}{text}\n", file=sys.stdout)
+    return trainer, LanguageModel(model, vocabulary, settings["tokens"])

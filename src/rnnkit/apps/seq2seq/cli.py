@@ -5,19 +5,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from rnnkit.checkpoint import load_checkpoint
+from rnnkit.argtypes import fraction, non_negative_int, positive_float, positive_int
 from rnnkit.data.batches import ExampleBatches
-from .pairs import TASKS, PairVocabulary, generate_pairs, read_pairs
 from rnnkit.losses import softmax_cross_entropy
-from .model import Seq2Seq, Seq2SeqConfig
 from rnnkit.optim import Adam
 from rnnkit.schedules import CosineDecay
-from rnnkit.train import Trainer, load_model_weights
-from rnnkit.argtypes import fraction, non_negative_int, positive_float, positive_int
+from rnnkit.train import Trainer
 
-KIND = "seq2seq"
+from .model import KIND, Seq2Seq, Seq2SeqConfig, exact_match
+from .pairs import TASKS, PairVocabulary, training_pairs
 
 
 def add_parser(tasks) -> None:
@@ -54,31 +50,8 @@ def add_parser(tasks) -> None:
     translate.set_defaults(run=run_translate)
 
 
-def exact_match(model: Seq2Seq, vocabulary: PairVocabulary, pairs, beam: int, max_length: int) -> float:
-    sources = [source for source, _ in pairs]
-    if beam == 1:
-        outputs = []
-        for begin in range(0, len(sources), 256):
-            outputs += model.translate_batch(vocabulary.sources(sources[begin:begin + 256]), max_length)
-    else:
-        outputs = [model.decode(vocabulary.sources([s])[0], max_length=max_length, beam=beam) for s in sources]
-    return float(np.mean([vocabulary.decode(o) == target for o, (_, target) in zip(outputs, pairs)]))
-
-
 def run_train(args) -> int:
-    if args.data:
-        pairs = read_pairs(args.data)
-        held_out = max(1, int(round(len(pairs) * args.test_frac)))
-        order = np.random.default_rng(args.seed).permutation(len(pairs))
-        pairs = [pairs[i] for i in order]
-        train, test = pairs[:-held_out], pairs[-held_out:]
-        if not train:
-            raise ValueError(f"{args.data} has too few pairs to hold {held_out} out for testing")
-        name = args.data
-    else:
-        name = args.task or "addition"
-        pairs = generate_pairs(name, args.examples + 1000, args.seed)
-        train, test = pairs[:-1000], pairs[-1000:]
+    train, test, name = training_pairs(args.data, args.task, args.examples, args.test_frac, args.seed)
     vocabulary = PairVocabulary.from_pairs(train + test)
     sources, inputs, targets, mask = vocabulary.arrays(train)
     config = Seq2SeqConfig(len(vocabulary), cell=args.cell, hidden_size=args.hidden, num_layers=args.layers,
@@ -93,7 +66,7 @@ def run_train(args) -> int:
                       schedule_unit="step")
     print(f"training an encoder-decoder ({args.cell}, {args.hidden} units) on {len(train):,} pairs of {name}",
           file=sys.stderr)
-    max_length = max(len(target) for _, target in pairs) + 2
+    max_length = max(len(target) for _, target in train + test) + 2
     out = Path(args.out)
 
     def report(t, record):
@@ -112,18 +85,8 @@ def run_train(args) -> int:
     return 0
 
 
-def load_seq2seq(path) -> tuple[Seq2Seq, PairVocabulary, int]:
-    tensors, info = load_checkpoint(path)
-    user = info.get("user") or {}
-    if user.get("kind") != KIND:
-        raise ValueError(f"{path} is an rnnkit checkpoint, but not of an encoder-decoder")
-    model = Seq2Seq(Seq2SeqConfig.from_dict(info["model"]))
-    load_model_weights(model, tensors, path)
-    return model, PairVocabulary(user["vocabulary"]), user["max_length"]
-
-
 def run_translate(args) -> int:
-    model, vocabulary, max_length = load_seq2seq(args.checkpoint)
+    model, vocabulary, max_length = Seq2Seq.load(args.checkpoint)
     sources = args.sources or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     for number, source in enumerate(sources, start=1):
         if not source:

@@ -13,17 +13,22 @@ to the source embeddings.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
+from rnnkit.conditioned import BOS, EOS, PAD, ConditionedDecoder
+from rnnkit.decoding import greedy_decode_batch
 from rnnkit.init import as_generator
 from rnnkit.layers import Embedding
 from rnnkit.network import CELLS, NetworkConfig, SequenceNetwork
-from rnnkit.conditioned import BOS, EOS, PAD, ConditionedDecoder
-from rnnkit.decoding import greedy_decode_batch
 
-__all__ = ["Seq2Seq", "Seq2SeqConfig"]
+from .pairs import PairVocabulary
+
+__all__ = ["KIND", "Seq2Seq", "Seq2SeqConfig", "exact_match"]
+
+KIND = "seq2seq"  # the checkpoint's kind: what `Seq2Seq.load` accepts
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,7 @@ class Seq2SeqConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "Seq2SeqConfig":
+    def from_dict(cls, values: dict) -> Seq2SeqConfig:
         return cls(**values)
 
 
@@ -84,6 +89,13 @@ class Seq2Seq(ConditionedDecoder):
         state, _ = self.encode(sources)
         return greedy_decode_batch(self.decoder, state, BOS, EOS, max_length)
 
+    @classmethod
+    def load(cls, path: str | Path) -> tuple[Seq2Seq, PairVocabulary, int]:
+        """(model, vocabulary, longest target + 2) from a checkpoint of `rnnkit seq2seq train`;
+        a one-line ValueError for a checkpoint of another kind."""
+        model, user = cls.from_checkpoint(path, KIND, "an encoder-decoder", Seq2SeqConfig)
+        return model, PairVocabulary(user["vocabulary"]), user["max_length"]
+
 
 def reverse_rows(ids: np.ndarray) -> np.ndarray:
     """Each row's real tokens in reverse order, the padding left at the end."""
@@ -91,3 +103,15 @@ def reverse_rows(ids: np.ndarray) -> np.ndarray:
     steps = np.arange(ids.shape[1])
     index = np.where(steps < lengths[:, None], lengths[:, None] - 1 - steps, steps)
     return np.take_along_axis(ids, index, axis=1)
+
+
+def exact_match(model: Seq2Seq, vocabulary: PairVocabulary, pairs, beam: int, max_length: int) -> float:
+    """The fraction of (source, target) pairs translated exactly (greedy in batches of 256, or beam search)."""
+    sources = [source for source, _ in pairs]
+    if beam == 1:
+        outputs = []
+        for begin in range(0, len(sources), 256):
+            outputs += model.translate_batch(vocabulary.sources(sources[begin:begin + 256]), max_length)
+    else:
+        outputs = [model.decode(vocabulary.sources([s])[0], max_length=max_length, beam=beam) for s in sources]
+    return float(np.mean([vocabulary.decode(o) == target for o, (_, target) in zip(outputs, pairs)]))

@@ -84,7 +84,7 @@ class PairVocabulary:
         self.index = {token: i for i, token in enumerate(tokens)}
 
     @classmethod
-    def from_pairs(cls, pairs) -> "PairVocabulary":
+    def from_pairs(cls, pairs) -> PairVocabulary:
         return cls(SPECIAL_TOKENS + sorted({c for source, target in pairs for c in source + target}))
 
     def __len__(self) -> int:
@@ -111,3 +111,20 @@ class PairVocabulary:
         """(sources (N, S), decoder inputs (N, L), targets (N, L), target mask (N, L))."""
         inputs, targets, mask = teacher_forcing([self.encode(target) for _, target in pairs])
         return self.sources([source for source, _ in pairs]), inputs, targets, mask
+
+
+def training_pairs(data: str | Path | None, task: str | None, examples: int, test_frac: float,
+                   seed: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]], str]:
+    """(training pairs, held-out pairs, a name): a TSV file of pairs shuffled with `seed` and
+    split by `test_frac`, or `examples` generated pairs of `task` plus 1,000 held out."""
+    if data:
+        pairs = read_pairs(data)
+        held_out = max(1, int(round(len(pairs) * test_frac)))
+        order = np.random.default_rng(seed).permutation(len(pairs))
+        pairs = [pairs[i] for i in order]
+        if len(pairs) <= held_out:
+            raise ValueError(f"{data} has too few pairs to hold {held_out} out for testing")
+        return pairs[:-held_out], pairs[-held_out:], str(data)
+    name = task or "addition"
+    pairs = generate_pairs(name, examples + 1000, seed)
+    return pairs[:-1000], pairs[-1000:], name

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit.data.cache import cache_dir
 from rnnkit.optional import require
-from rnnkit.data.corpora import cache_dir
 
 __all__ = ["LOWEST_PITCH", "PITCHES", "piano_roll", "score_roll", "load_chorales", "distinct", "chorale_split"]
 

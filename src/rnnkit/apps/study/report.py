@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.optional import require
+
 from .results import read_results
 from .spec import VARIANTS
 

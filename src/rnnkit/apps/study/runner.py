@@ -21,9 +21,10 @@ import os
 import sys
 import time
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 from rnnkit.optional import require
+
 from . import tasks
 from .results import ResultsDir
 from .spec import StudySpec, Trial

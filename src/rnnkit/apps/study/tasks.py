@@ -19,8 +19,8 @@ store), and `Setup` turns that data into a trial's network, batches and loss. Ev
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import numpy as np
 
@@ -81,7 +81,8 @@ def prepare(task: str, options: dict) -> dict:
     o = _options(task, options)
     if task == "adding":
         train_x, train_y = adding_problem(np.random.default_rng([o["data_seed"], 0]), o["train_sequences"], o["length"])
-        val_x, val_y = adding_problem(np.random.default_rng([o["data_seed"], 1]), o["validation_sequences"], o["length"])
+        val_x, val_y = adding_problem(np.random.default_rng([o["data_seed"], 1]), o["validation_sequences"],
+                                      o["length"])
         return {"train_x": train_x.swapaxes(0, 1), "train_y": train_y.swapaxes(0, 1),
                 "val_x": val_x.swapaxes(0, 1), "val_y": val_y.swapaxes(0, 1)}
     if task == "charlm":

@@ -19,6 +19,7 @@ from rnnkit.network import SequenceNetwork
 from rnnkit.optim import SGD, Adam
 from rnnkit.threads import one_blas_thread
 from rnnkit.train import Trainer, TrainingDiverged
+
 from . import tasks
 from .spec import Trial
 

@@ -1,0 +1,90 @@
+"""What `rnnkit lm train` shows while it trains and when it ends: a progress bar (loss,
+validation loss, tokens per second), a short sample every few hundred steps, and the run's
+history and loss curve."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit.data.batches import StreamBatches
+from rnnkit.train import Trainer
+
+from .model import LanguageModel
+
+__all__ = ["Progress", "Sampler", "finish"]
+
+
+def finish(trainer: Trainer, out: Path, tokens: int, seconds: float, unit: str) -> None:
+    from rnnkit.viz import plot_history
+
+    history = trainer.state.history
+    (out / "history.json").write_text(json.dumps(history, indent=1))
+    if history:
+        plot_history(history, out / "loss_curve.png", unit=f"nats/{unit}")
+    best = trainer.state.best_loss
+    print(f"done: {trainer.state.step} steps, best {'validation ' if any('val_loss' in r for r in history) else ''}"
+          f"loss {best if best is None else f'{best:.4f}'} nats/{unit}, "
+          f"{tokens / max(seconds, 1e-9):,.0f} tokens/s over {seconds:.0f} s; "
+          f"checkpoints, history.json and loss_curve.png in {out}", file=sys.stderr)
+
+
+class Progress:
+    """A tqdm bar: loss, validation loss and tokens per second."""
+
+    def __init__(self, settings: dict, batches: StreamBatches):
+        from tqdm import tqdm
+
+        total = settings["steps"] or (settings["epochs"] * len(batches) if settings["epochs"] else None)
+        self.bar = tqdm(total=total, unit="step", dynamic_ncols=True, file=sys.stderr,
+                        disable=None)  # None: no bar when stderr is not a terminal
+        self.tokens = batches.tokens_per_batch
+        self.unit = "char" if settings["tokens"] == "chars" else "word"
+        self.smoothed = None
+        self.val = None
+        self.started = time.perf_counter()
+        self.first_step = None
+
+    def update(self, trainer: Trainer, record: dict) -> None:
+        if self.first_step is None:
+            self.first_step = record["step"] - 1
+        self.smoothed = record["loss"] if self.smoothed is None else 0.95 * self.smoothed + 0.05 * record["loss"]
+        self.val = record.get("val_loss", self.val)
+        rate = self.tokens * (record["step"] - self.first_step) / max(time.perf_counter() - self.started, 1e-9)
+        postfix = {"loss": f"{self.smoothed:.3f}", "tok/s": f"{rate:,.0f}"}
+        if self.val is not None:
+            postfix["val"] = f"{self.val:.3f}"
+        self.bar.n = record["step"]
+        self.bar.set_postfix(postfix, refresh=False)
+        self.bar.refresh()
+        if self.bar.disable and "val_loss" in record:  # no bar: still report each evaluation
+            print(f"step {record['step']}: loss {self.smoothed:.4f}, validation {self.val:.4f} nats/{self.unit}, "
+                  f"{rate:,.0f} tokens/s", file=sys.stderr)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class Sampler:
+    """Every `sample_every` steps, a short sample: the lecture's "after 100, 300, 500
+    iterations"."""
+
+    def __init__(self, model: LanguageModel, settings: dict):
+        self.model, self.settings = model, settings
+
+    def maybe_sample(self, trainer: Trainer, record: dict) -> None:
+        every = self.settings["sample_every"]
+        if not every or record["step"] % every:
+            return
+        from tqdm import tqdm
+
+        rng = np.random.default_rng([self.settings["seed"], record["step"]])
+        prime = self.settings["prime"] or ""
+        text = self.model.generate(self.settings["sample_length"], prime=prime, rng=rng)
+        self.model.network.train()
+        loss = record.get("val_loss", record["loss"])
+        tqdm.write(f"--- sample at step {record['step']} (loss {loss:.3f}) ---\n{prime}{text}\n", file=sys.stdout)
