@@ -23,6 +23,7 @@ import numpy as np
 from ..data.batches import Conditioned
 from ..module import Module
 from .decoding import beam_search, greedy_decode
+from rnnkit.module import runs_in_eval_mode
 
 __all__ = ["ConditionedDecoder", "PAD", "BOS", "EOS", "SPECIAL_TOKENS"]
 
@@ -61,9 +62,9 @@ class ConditionedDecoder(Module):
     def initial_state(self, batch_size: int):
         return self.decoder.initial_state(batch_size)
 
+    @runs_in_eval_mode()
     def decode(self, context: np.ndarray, *, max_length: int, beam: int = 1) -> list[int]:
         """Token ids (without <bos>/<eos>) for one context (no batch axis)."""
-        self.eval()
         state, _ = self.encode(np.asarray(context)[None])
         if beam == 1:
             return greedy_decode(self.decoder, state, BOS, EOS, max_length)

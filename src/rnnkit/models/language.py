@@ -26,6 +26,7 @@ from ..data.text import Vocabulary, detokenize, tokenize
 from ..network import NetworkConfig, SequenceNetwork
 from ..ops import log_softmax
 from ..train import load_model_weights
+from rnnkit.module import runs_in_eval_mode
 
 __all__ = ["LanguageModel", "KIND"]
 
@@ -65,6 +66,7 @@ class LanguageModel:
         return cls(network, vocabulary, user.get("level", "chars"))
 
     # --------------------------------------------------------------------------- sampling
+    @runs_in_eval_mode("network")
     def generate(self, length: int, *, temperature: float = 1.0, top_k: int | None = None,
                  greedy: bool = False, prime: str = "", rng: np.random.Generator | None = None,
                  on_text: Callable[[str], None] | None = None) -> str:
@@ -78,7 +80,6 @@ class LanguageModel:
         if top_k is not None and top_k <= 0:
             raise ValueError(f"top-k must be positive, got {top_k}")
         rng = rng if rng is not None else np.random.default_rng(0)
-        self.network.eval()
         primed = tokenize(prime, self.level)
         if not primed:
             primed = ["\n"] if "\n" in self.vocabulary.index else [self.vocabulary.tokens[rng.integers(len(self.vocabulary))]]
@@ -111,6 +112,7 @@ class LanguageModel:
         return int(rng.choice(len(probabilities), p=probabilities / probabilities.sum()))
 
     # ------------------------------------------------------------------------- evaluation
+    @runs_in_eval_mode("network")
     def loss(self, text: str, *, batch: int = 16, seq_len: int = 256) -> tuple[float, int]:
         """(cross-entropy in nats per token, number of tokens predicted) of `text`, read as
         `batch` contiguous streams with the state carried (the fewer than `batch` final tokens
@@ -122,7 +124,6 @@ class LanguageModel:
         batch = max(1, min(batch, (len(ids) - 1) // 2))
         seq_len = max(1, min(seq_len, (len(ids) - 1) // batch))
         streams = StreamBatches(ids, batch, seq_len)
-        self.network.eval()
         total, count, state = 0.0, 0, None
         for inputs, targets, _ in streams.in_order():
             logits, state, _ = self.network.forward(inputs, state)

@@ -22,6 +22,7 @@ from ..layers import Embedding
 from ..network import CELLS, NetworkConfig, SequenceNetwork
 from .conditioned import BOS, EOS, PAD, ConditionedDecoder
 from .decoding import greedy_decode_batch
+from rnnkit.module import runs_in_eval_mode
 
 __all__ = ["Seq2Seq", "Seq2SeqConfig"]
 
@@ -78,9 +79,9 @@ class Seq2Seq(ConditionedDecoder):
         d_embedded, _ = self.encoder.backward(None, cache.rnn, d_state0)
         self.encoder_embedding.backward(d_embedded, cache.embed)
 
+    @runs_in_eval_mode()
     def translate_batch(self, sources: np.ndarray, max_length: int) -> list[list[int]]:
         """Greedy translations of padded sources (B, S), all at once."""
-        self.eval()
         state, _ = self.encode(sources)
         return greedy_decode_batch(self.decoder, state, BOS, EOS, max_length)
 
