@@ -26,6 +26,7 @@ from ..data.text import Vocabulary, detokenize, tokenize
 from ..network import NetworkConfig, SequenceNetwork
 from ..ops import log_softmax
 from ..train import load_model_weights
+from rnnkit.init import as_generator
 from rnnkit.module import runs_in_eval_mode
 
 __all__ = ["LanguageModel", "KIND"]
@@ -68,7 +69,7 @@ class LanguageModel:
     # --------------------------------------------------------------------------- sampling
     @runs_in_eval_mode("network")
     def generate(self, length: int, *, temperature: float = 1.0, top_k: int | None = None,
-                 greedy: bool = False, prime: str = "", rng: np.random.Generator | None = None,
+                 greedy: bool = False, prime: str = "", rng: np.random.Generator | int | None = None,
                  on_text: Callable[[str], None] | None = None) -> str:
         """`length` new tokens after `prime` (the prime is not counted nor returned), as text.
         `on_text` receives each token's text as it is made (streaming). Without a prime the model
@@ -79,7 +80,7 @@ class LanguageModel:
             raise ValueError(f"temperature must be > 0, got {temperature} (use greedy for argmax)")
         if top_k is not None and top_k <= 0:
             raise ValueError(f"top-k must be positive, got {top_k}")
-        rng = rng if rng is not None else np.random.default_rng(0)
+        rng = as_generator(rng)
         primed = tokenize(prime, self.level)
         if not primed:
             primed = ["\n"] if "\n" in self.vocabulary.index else [self.vocabulary.tokens[rng.integers(len(self.vocabulary))]]
