@@ -18,7 +18,7 @@ so any changed byte, even one JSON reads the same (a space turned into a tab), i
 digest is found in the header as the exact text `"file_sha256":"<64 hex digits>"`, which cannot
 occur inside a JSON string (whose quotes are escaped), and it is checked *before* the format
 marker and version are believed: a flipped byte there reads as corruption, not as a foreign file
-or a newer version.
+or a newer version (so a later format with another checksum rule must name its digest otherwise).
 
 Format version 1 (rnnkit before the file checksum; still read) has "sha256" instead: a digest of
 the tensors only, in sorted name order, for each the length-prefixed UTF-8 JSON of [name,
@@ -82,7 +82,7 @@ def _tensor_digest(tensors: Mapping[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
-def _digest_span(payload: bytes | bytearray, header_end: int, digest: str) -> tuple[int, int] | None:
+def _digest_span(payload: bytes, header_end: int, digest: str) -> tuple[int, int] | None:
     """Where (start, end) the 64 characters of `digest` sit in the file `payload`: in its header,
     as the exact text `"file_sha256":"<digest>"` found once; None if it is not so."""
     needle = f'"{_FILE_DIGEST}":"{digest}"'.encode()
@@ -93,7 +93,7 @@ def _digest_span(payload: bytes | bytearray, header_end: int, digest: str) -> tu
     return end - len(digest), end
 
 
-def _file_digest(payload: bytes | bytearray, span: tuple[int, int]) -> str:
+def _file_digest(payload: bytes, span: tuple[int, int]) -> str:
     """Format version 2's checksum: sha256 of the whole file, the digest's own span read as zeros."""
     start, end = span
     view = memoryview(payload)
@@ -144,13 +144,14 @@ def save_checkpoint(path, tensors: Mapping[str, np.ndarray], metadata: Mapping) 
         arrays[name] = array
     header = {"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION),
               "metadata": metadata_json, _FILE_DIGEST: _DIGEST_PLACEHOLDER.decode()}
-    payload = bytearray(safetensors.numpy.save(arrays, metadata=header))
+    payload = safetensors.numpy.save(arrays, metadata=header)
     header_end = 8 + int.from_bytes(payload[:8], "little")
     span = _digest_span(payload, header_end, _DIGEST_PLACEHOLDER.decode())
     if span is None:  # only if a safetensors release stopped writing compact JSON headers
         raise RuntimeError(f"cannot save checkpoint {path}: safetensors wrote no compact "
                            f'"{_FILE_DIGEST}" entry to fill in; use a safetensors release that does')
-    payload[span[0]:span[1]] = _file_digest(payload, span).encode()
+    view = memoryview(payload)  # written around the digest: no second copy of a large file
+    pieces = (view[:span[0]], _file_digest(payload, span).encode(), view[span[1]:])
 
     path.parent.mkdir(parents=True, exist_ok=True)
     prefix, suffix = "." + path.name + ".", ".tmp"
@@ -161,7 +162,8 @@ def save_checkpoint(path, tensors: Mapping[str, np.ndarray], metadata: Mapping) 
         with os.fdopen(descriptor, "wb") as file:
             # mkstemp makes the file private (0600); keep the old file's mode, or the usual 0644.
             os.fchmod(file.fileno(), stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644)
-            file.write(payload)
+            for piece in pieces:
+                file.write(piece)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
