@@ -60,7 +60,8 @@ def main(argv=None):
     config = NetworkConfig(input_size=2, output_size=1, cell=args.cell, hidden_size=args.hidden)
     model = SequenceNetwork(config, rng=args.seed)
     trainer = Trainer(model, Adam(model.parameters(), lr=0.01), bce_with_logits, clip_norm=1.0)
-    batches = ExampleBatches(train_inputs, train_targets, strategy="minibatch", batch_size=64, seed=args.seed)
+    batches = ExampleBatches(train_inputs, train_targets, strategy="minibatch", batch_size=64, seed=args.seed,
+                             per_step=True)
 
     def report(trainer, record):
         if record["step"] % 250 == 0:

@@ -14,6 +14,11 @@ from rnnkit import checkpoint
 from rnnkit.checkpoint import describe_difference, load_checkpoint, save_checkpoint
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
+# Written by rnnkit's format version 1 (checksum over the tensors only), before version 2.
+VERSION_1_FILE = Path(__file__).parent / "fixtures" / "checkpoint_v1.safetensors"
+VERSION_1_METADATA = {"model": {"input_size": 3, "output_size": 3, "cell": "lstm", "hidden_size": 2},
+                      "optimizer": {"lr": 0.01, "step_count": 3},
+                      "trainer": {"step": 3, "epoch": 0, "position": 3}}
 
 
 def _header_length(path: Path) -> int:
@@ -160,7 +165,7 @@ def test_flipped_byte_in_the_tensor_data_is_caught_by_the_checksum(saved):
     data[8 + _header_length(path) + 901] ^= 0x01  # one bit, in the middle of the tensor bytes
     path.write_bytes(bytes(data))
     with pytest.raises(ValueError,
-                       match=r"is corrupted: its tensor data does not match its checksum"):
+                       match=r"is corrupted: its header or tensor data does not match its checksum"):
         load_checkpoint(path)
 
 
@@ -174,9 +179,84 @@ def test_foreign_safetensors_file_is_refused(tmp_path):
 def test_newer_format_version_is_refused(tmp_path):
     path = tmp_path / "future.safetensors"
     path.write_bytes(safetensors.numpy.save({"w": np.ones(3)}, metadata={
-        "format": "rnnkit-checkpoint", "format_version": "2", "metadata": "{}", "sha256": "?"}))
-    with pytest.raises(ValueError, match=r"format version 2, but this rnnkit reads version 1"):
+        "format": "rnnkit-checkpoint", "format_version": "3", "metadata": "{}", "sha256": "?"}))
+    with pytest.raises(ValueError, match=r"format version 3, but this rnnkit reads versions 1 and 2 only"):
         load_checkpoint(path)
+
+
+def _refused_as_corrupted(path: Path) -> str:
+    """The one-line corruption error that loading `path` must raise."""
+    with pytest.raises(ValueError) as caught:
+        load_checkpoint(path)
+    message = str(caught.value)
+    assert "\n" not in message and "corrupted" in message, message
+    return message
+
+
+@pytest.mark.parametrize("old, new", [
+    (b'\\"step\\": 3', b'\\"step\\": 7'),                # the data position / Adam's step_count
+    (b'\\"hidden_size\\": 2', b'\\"hidden_size\\": 9'),  # the model configuration
+    (b'"format_version":"2"', b'"format_version":"1"'),  # a downgrade to the tensor-only checksum
+])
+def test_an_edited_header_is_refused_by_the_checksum(saved, old, new):  # issue 19, defect 4
+    path = saved[0]
+    data = path.read_bytes()
+    assert data.count(old) == 1
+    path.write_bytes(data.replace(old, new))
+    assert _refused_as_corrupted(path).endswith("is corrupted: its header or tensor data does not match "
+                                                "its checksum")
+
+
+def test_a_space_turned_into_a_tab_in_the_header_is_refused(saved):
+    """JSON reads the header the same; the file checksum still sees the changed byte."""
+    path = saved[0]
+    data = bytearray(path.read_bytes())
+    padding = data.rindex(b" ", 8, 8 + _header_length(path))  # safetensors pads the header with spaces
+    data[padding] = ord("\t")
+    path.write_bytes(bytes(data))
+    _refused_as_corrupted(path)
+
+
+@pytest.mark.parametrize("mask", [0x01, 0x20, 0x80, 0xFF])
+def test_every_single_flipped_byte_is_refused(tmp_path, mask):
+    path = tmp_path / "c.safetensors"
+    save_checkpoint(path, {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "n": np.array([3])},
+                    {"model": {"cell": "gru"}, "lr": 0.01, "rng": {"state": 12345}})
+    original = path.read_bytes()
+    for position in range(len(original)):
+        flipped = bytearray(original)
+        flipped[position] ^= mask
+        path.write_bytes(bytes(flipped))
+        _refused_as_corrupted(path)
+
+
+def test_a_version_1_file_still_loads_with_its_tensor_checksum(tmp_path):
+    tensors, metadata = load_checkpoint(VERSION_1_FILE)
+    assert metadata == VERSION_1_METADATA
+    assert sorted(tensors) == ["head.bias", "optimizer/0/exp_avg", "rnn.weight_ih_l0"]
+    rng = np.random.default_rng(19)  # how the fixture's tensors were drawn
+    np.testing.assert_array_equal(tensors["rnn.weight_ih_l0"], rng.standard_normal((8, 3)).astype(np.float32))
+    np.testing.assert_array_equal(tensors["head.bias"], rng.standard_normal(3).astype(np.float32))
+    np.testing.assert_array_equal(tensors["optimizer/0/exp_avg"], rng.standard_normal(5))
+
+    data = bytearray(VERSION_1_FILE.read_bytes())  # its tensor bytes are still checked
+    data[-3] ^= 0x01
+    (tmp_path / "v1.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"is corrupted: its tensor data does not match its checksum"):
+        load_checkpoint(tmp_path / "v1.safetensors")
+
+    save_checkpoint(tmp_path / "v2.safetensors", tensors, metadata)  # saving again upgrades it
+    header = safetensors.safe_open(tmp_path / "v2.safetensors", "numpy").metadata()
+    assert header["format_version"] == "2" and "sha256" not in header and len(header["file_sha256"]) == 64
+
+
+def test_a_version_2_header_that_lost_its_checksum_is_not_read_as_version_1(tmp_path):
+    tensors = {"w": np.ones(3)}
+    path = tmp_path / "c.safetensors"
+    path.write_bytes(safetensors.numpy.save(tensors, metadata={
+        "format": "rnnkit-checkpoint", "format_version": "2", "metadata": "{}",
+        "file_sha257": "0" * 64, "sha256": checkpoint._tensor_digest(tensors)}))
+    assert _refused_as_corrupted(path).endswith("is corrupted: its header has lost its checksum")
 
 
 def test_metadata_that_is_not_json_is_refused_on_load(tmp_path):

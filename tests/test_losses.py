@@ -345,3 +345,31 @@ def test_gaussian_nll_errors():
         gaussian_nll(np.zeros((3, 2)), np.zeros((2, 3)), np.zeros((3, 2)))
     with pytest.raises(ValueError, match="log_var of shape"):
         gaussian_nll(np.zeros((3, 2)), np.zeros((2,)), np.zeros((3, 2)))
+
+
+@pytest.mark.parametrize("error", [0.0, 1e-3, 2.0])
+def test_gaussian_nll_floors_the_variance_like_torch(error):  # issue 19, defect 5
+    """exp(-v) overflows float32 below v = -88.7: the variance floor eps keeps loss and gradients
+    finite, equal to PyTorch's gaussian_nll_loss (eps=1e-6); the gradient is that of the floored
+    loss (zero w.r.t. v below the floor)."""
+    log_var = np.array([[-90.0], [-30.0], [-13.0], [0.5]])
+    mean = np.zeros((4, 1)) + error
+    target = np.zeros((4, 1))
+    loss32, grad_mean32, grad_log_var32 = gaussian_nll(mean.astype(np.float32), log_var.astype(np.float32),
+                                                       target.astype(np.float32))
+    assert np.isfinite(loss32) and np.isfinite(grad_mean32).all() and np.isfinite(grad_log_var32).all()
+
+    loss, grad_mean, grad_log_var = gaussian_nll(mean, log_var, target, full=True)
+    m, v = leaf(mean), leaf(log_var)
+    expected = F.gaussian_nll_loss(m, torch.tensor(target), torch.exp(v), full=True, eps=1e-6)
+    close(loss, expected.item())
+    np.testing.assert_allclose(loss32, gaussian_nll(mean, log_var, target)[0], rtol=1e-6)
+    floored = torch.clamp(torch.exp(v), min=1e-6)  # the same loss, differentiated through the floor
+    t_loss, t_grad_mean, t_grad_log_var = torch_loss_and_grads(
+        F.gaussian_nll_loss(m, torch.tensor(target), floored, full=True, eps=1e-6), m, v)
+    close(loss, t_loss)
+    close(grad_mean, t_grad_mean)
+    close(grad_log_var, t_grad_log_var)
+    assert grad_log_var[0, 0] == grad_log_var[1, 0] == 0.0  # below the floor
+    with pytest.raises(ValueError, match="eps must be positive"):
+        gaussian_nll(mean, log_var, target, eps=0.0)

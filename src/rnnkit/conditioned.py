@@ -24,7 +24,7 @@ import numpy as np
 from .checkpoint import load_checkpoint
 from .data.batches import Conditioned
 from .decoding import beam_search, greedy_decode
-from .module import Module
+from .module import Module, runs_in_eval_mode
 from .train import load_model_weights
 
 __all__ = ["ConditionedDecoder", "PAD", "BOS", "EOS", "SPECIAL_TOKENS"]
@@ -77,9 +77,9 @@ class ConditionedDecoder(Module):
         load_model_weights(model, tensors, path)
         return model, user
 
+    @runs_in_eval_mode()
     def decode(self, context: np.ndarray, *, max_length: int, beam: int = 1) -> list[int]:
         """Token ids (without <bos>/<eos>) for one context (no batch axis)."""
-        self.eval()
         state, _ = self.encode(np.asarray(context)[None])
         if beam == 1:
             return greedy_decode(self.decoder, state, BOS, EOS, max_length)

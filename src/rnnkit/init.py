@@ -1,4 +1,8 @@
-"""Weight initialisers. Each takes an explicit `numpy.random.Generator`.
+"""Weight initialisers. Each takes an explicit `numpy.random.Generator` or an integer seed.
+
+`as_generator` is the one place where an `rng=` argument becomes a Generator: every function and
+class of rnnkit that takes `rng` accepts a Generator (drawn from, and so advanced) or an int
+seed (a fresh `default_rng(seed)`), through it.
 
 - `uniform_fan`: U(-1/sqrt(H), 1/sqrt(H)), what PyTorch's RNN/LSTM/GRU and Linear use.
 - `glorot_uniform`: U(-a, a) with a = sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio 2010).
@@ -25,20 +29,20 @@ def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
     raise ValueError(f"rng must be a numpy.random.Generator or an integer seed, got {type(rng).__name__}")
 
 
-def uniform_fan(rng: np.random.Generator, shape: tuple[int, ...], fan: int, dtype=np.float32) -> np.ndarray:
+def uniform_fan(rng: np.random.Generator | int, shape: tuple[int, ...], fan: int, dtype=np.float32) -> np.ndarray:
     bound = 1.0 / np.sqrt(fan)
-    return rng.uniform(-bound, bound, size=shape).astype(dtype)
+    return as_generator(rng).uniform(-bound, bound, size=shape).astype(dtype)
 
 
-def glorot_uniform(rng: np.random.Generator, shape: tuple[int, int], dtype=np.float32) -> np.ndarray:
+def glorot_uniform(rng: np.random.Generator | int, shape: tuple[int, int], dtype=np.float32) -> np.ndarray:
     fan_out, fan_in = shape
     bound = np.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-bound, bound, size=shape).astype(dtype)
+    return as_generator(rng).uniform(-bound, bound, size=shape).astype(dtype)
 
 
-def orthogonal(rng: np.random.Generator, shape: tuple[int, int], dtype=np.float32) -> np.ndarray:
+def orthogonal(rng: np.random.Generator | int, shape: tuple[int, int], dtype=np.float32) -> np.ndarray:
     rows, cols = shape
-    gaussian = rng.standard_normal((max(rows, cols), min(rows, cols)))
+    gaussian = as_generator(rng).standard_normal((max(rows, cols), min(rows, cols)))
     q, r = np.linalg.qr(gaussian)
     q *= np.sign(np.diag(r))  # make the decomposition unique, so the draw is uniform
     if rows < cols:

@@ -4,7 +4,8 @@ prediction (same shape and dtype as the prediction), ready to feed a layer's `ba
     softmax_cross_entropy  l = -log softmax(z)_y = log sum_k exp(z_k) - z_y
     mse                    l = (p - t)^2
     bce_with_logits        l = max(x, 0) - x t + log(1 + exp(-|x|))  = -t log s - (1-t) log(1-s)
-    gaussian_nll           l = 0.5 (v + (t - m)^2 exp(-v)) [+ 0.5 log 2 pi],  v = log variance
+    gaussian_nll           l = 0.5 (u + (t - m)^2 exp(-u)) [+ 0.5 log 2 pi],  u = max(v, log eps),
+                           v = log variance (the variance floored at eps, like PyTorch's)
 
 Reduction. `reduction="mean"` averages l over the *counted* elements; `"sum"` adds them up.
 If nothing counts (everything masked or ignored), the loss is 0.0 and every gradient is zero.
@@ -169,15 +170,23 @@ def gaussian_nll(
     mask: np.ndarray | None = None,
     full: bool = False,
     reduction: str = "mean",
+    eps: float = 1e-6,
 ) -> tuple[float, np.ndarray, np.ndarray]:
-    """Negative log-likelihood of target under N(mean, exp(log_var)), per element.
+    """Negative log-likelihood of target under N(mean, max(exp(log_var), eps)), per element.
 
-    Predicting the log-variance v keeps the variance exp(v) positive with no clamping:
+    Predicting the log-variance v keeps the variance positive; the floor eps (PyTorch's
+    `gaussian_nll_loss` default) keeps 1/variance <= 1/eps, so neither the loss nor a gradient
+    overflows however negative v gets (exp(-v) alone overflows float32 below v = -88.7).
+    With u = max(v, log eps), the log of the floored variance:
 
-        l_i = 0.5 (v_i + (t_i - m_i)^2 exp(-v_i))  [+ 0.5 log(2 pi) if full]
+        l_i = 0.5 (u_i + (t_i - m_i)^2 exp(-u_i))  [+ 0.5 log(2 pi) if full]
         loss = (1/N) sum_i l_i
-        dloss/dm_i = (m_i - t_i) exp(-v_i) / N
-        dloss/dv_i = 0.5 (1 - (t_i - m_i)^2 exp(-v_i)) / N
+        dloss/dm_i = (m_i - t_i) exp(-u_i) / N
+        dloss/dv_i = 0.5 (1 - (t_i - m_i)^2 exp(-u_i)) / N   where v_i >= log eps, else 0
+
+    The gradient is the exact derivative of this loss: below the floor the loss does not depend
+    on v. (PyTorch clamps under no_grad, passing d/dvar straight through; the two gradients
+    agree above the floor and both vanish well below it.)
 
     mean and target have the same shape; log_var has that shape too, or the same number of
     dimensions with some of size 1 (one variance shared along them, e.g. (T, B, 1) for (T, B, F)
@@ -188,6 +197,8 @@ def gaussian_nll(
     log_var = _as_float(log_var)
     target = np.asarray(target)
     _check_reduction(reduction)
+    if not eps > 0:
+        raise ValueError(f"the variance floor eps must be positive, got {eps}")
     _check_same_shape(mean, target, "mean", "target")
     if log_var.ndim != mean.ndim or any(v not in (1, m) for v, m in zip(log_var.shape, mean.shape)):
         raise ValueError(
@@ -204,12 +215,14 @@ def gaussian_nll(
         used = counted.any(axis=shared, keepdims=True) if shared else counted
         mean, target = _zero_outside(mean, counted), _zero_outside(target, counted)
         log_var = _zero_outside(log_var, used)
-    inv_var = np.exp(-log_var)
+    above_floor = log_var >= math.log(eps)
+    floored = np.where(above_floor, log_var, log_var.dtype.type(math.log(eps)))  # u = max(v, log eps)
+    inv_var = np.exp(-floored)  # <= 1/eps
     diff = mean - target
     scaled_square = diff * diff * inv_var  # (t - m)^2 / var, shape of mean
-    elementwise = 0.5 * (log_var + scaled_square)
+    elementwise = 0.5 * (floored + scaled_square)
     grad_mean = diff * inv_var
-    grad_log_var = 0.5 * (1.0 - scaled_square)
+    grad_log_var = np.where(above_floor, 0.5 * (1.0 - scaled_square), 0.0)
     if counted is not None:
         elementwise = np.where(counted, elementwise, 0.0)
         grad_mean = np.where(counted, grad_mean, 0.0)

@@ -9,15 +9,22 @@ the names in `state_dict()` are the attribute names: a recurrent layer that stor
 `self.weight_ih_l0` has exactly PyTorch's key `weight_ih_l0`. Attributes whose name starts with
 an underscore are private and never walked (a layer keeps its cells there; the cells hold the
 same Parameter objects, so nothing is counted twice).
+
+`train()` / `eval()` set the mode of a module and all its submodules; `evaluating()` is eval mode
+for one block only, after which every submodule is back in the mode it was in, so sampling or
+decoding in the middle of training leaves the training mode alone (`runs_in_eval_mode` is the
+same for a whole method).
 """
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping
+import contextlib
+import functools
+from typing import Callable, Iterator, Mapping
 
 import numpy as np
 
-__all__ = ["Parameter", "Module"]
+__all__ = ["Parameter", "Module", "check_cache", "runs_in_eval_mode"]
 
 
 class Parameter:
@@ -115,6 +122,18 @@ class Module:
     def eval(self) -> "Module":
         return self.train(False)
 
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator["Module"]:
+        """`with model.evaluating():` eval mode inside the block; afterwards (even after an
+        exception) each submodule is back in the mode it was in before."""
+        modes = [(module, module.training) for module in self.modules()]
+        self.eval()
+        try:
+            yield self
+        finally:
+            for module, training in modes:
+                module.training = training
+
     def num_parameters(self) -> int:
         return sum(p.value.size for p in self.parameters())
 
@@ -143,3 +162,29 @@ class Module:
             converted[name] = value
         for name, p in params.items():
             p.value[...] = converted[name]
+
+
+def runs_in_eval_mode(model_attribute: str | None = None) -> Callable:
+    """Decorator of a method that runs a model in eval mode (sampling, decoding): during the call
+    the model, `self` (or `self.<model_attribute>` for an object that holds one), is in eval mode;
+    afterwards it is in the mode it was in (`Module.evaluating`)."""
+    def decorate(method: Callable) -> Callable:
+        @functools.wraps(method)
+        def run(self, *args, **kwargs):
+            model = self if model_attribute is None else getattr(self, model_attribute)
+            with model.evaluating():
+                return method(self, *args, **kwargs)
+        return run
+    return decorate
+
+
+def check_cache(module: Module, cache: object, kind: type, forward: str) -> None:
+    """A one-line ValueError, before any gradient is added, when `cache` is not what this
+    module's forward returned; `forward` shows the call that returns it."""
+    name = type(module).__name__
+    if not isinstance(cache, kind):
+        raise ValueError(f"{name}.backward needs the cache that {name}.forward returned "
+                         f"({forward}), got {'None' if cache is None else type(cache).__name__}")
+    if getattr(cache, "owner", module) is not module:
+        raise ValueError(f"{name}.backward got the cache of another module's forward; pass the one "
+                         f"this {name}'s forward returned ({forward})")

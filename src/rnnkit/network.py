@@ -11,18 +11,17 @@ be rebuilt from a file and a checkpoint of another shape is recognised as such.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from types import SimpleNamespace
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
 from .data.batches import Padded
 from .init import as_generator
-from .layers import Dropout, Embedding, Linear
-from .module import Module
-from .recurrent import GRU, LSTM, RNN
+from .layers import Dropout, DropoutCache, Embedding, EmbeddingCache, Linear, LinearCache
+from .module import Module, check_cache
+from .recurrent import GRU, LSTM, RNN, SequenceCache
 
-__all__ = ["NetworkConfig", "SequenceNetwork"]
+__all__ = ["NetworkCache", "NetworkConfig", "SequenceNetwork"]
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 INPUT_KINDS = ("features", "embedding", "one_hot")
@@ -101,6 +100,23 @@ class NetworkConfig:
         return {"nonlinearity": self.nonlinearity, **shared}
 
 
+@dataclass
+class NetworkCache:
+    """What `SequenceNetwork.forward` kept for `backward`: the cache of each part."""
+
+    embed: EmbeddingCache | None  # None for one-hot or feature inputs
+    rnn: SequenceCache
+    drop: DropoutCache
+    head: LinearCache
+    owner: "SequenceNetwork" = field(repr=False)
+
+    def internals(self) -> dict[str, dict[str, np.ndarray]]:
+        """The recurrent stack's activations at every step, as `SequenceCache.internals()`:
+        keyed by layer ("l0", "l0_reverse", ...), then by name ("h", "c", gate names), each
+        (T, B, H)."""
+        return self.rnn.internals()
+
+
 class SequenceNetwork(Module):
     """Encoder (embedding / one-hot / features) -> recurrent stack -> dropout -> Linear head,
     with an explicit backward. `forward(inputs, state)` returns (outputs, state, cache);
@@ -155,7 +171,7 @@ class SequenceNetwork(Module):
         hidden, state, rnn_cache = self.rnn.forward(encoded, state, mask)
         dropped, drop_cache = self.dropout.forward(hidden)
         outputs, head_cache = self.head.forward(dropped)
-        return outputs, state, SimpleNamespace(embed=embed_cache, rnn=rnn_cache, drop=drop_cache, head=head_cache)
+        return outputs, state, NetworkCache(embed_cache, rnn_cache, drop_cache, head_cache, self)
 
     __call__ = forward
 
@@ -173,7 +189,11 @@ class SequenceNetwork(Module):
         outputs, _ = self.head.forward(hidden)
         return outputs, state
 
-    def backward(self, d_outputs: np.ndarray, cache, d_state=None):
+    def backward(self, d_outputs: np.ndarray, cache: NetworkCache, d_state=None):
+        """d_outputs: dL/d(outputs) (T, B, output_size); cache: what `forward` returned with
+        them; d_state: dL/d(final state) or None. Adds every parameter's gradient into its
+        `.grad`; returns (dL/d(inputs) for feature inputs, else None; dL/d(initial state))."""
+        check_cache(self, cache, NetworkCache, "outputs, state, cache = network.forward(inputs)")
         d_dropped = self.head.backward(d_outputs, cache.head)
         d_hidden = self.dropout.backward(d_dropped, cache.drop)
         d_encoded, d_state0 = self.rnn.backward(d_hidden, cache.rnn, d_state)

@@ -46,7 +46,7 @@ from .cells.elman import ElmanCell
 from .cells.gru import GRUCell
 from .cells.lstm import LSTMCell
 from .init import as_generator
-from .module import Module
+from .module import Module, check_cache
 from .timeloop import backward_sequence, forward_sequence
 
 __all__ = ["RNN", "LSTM", "GRU", "RecurrentLayer", "SequenceCache"]
@@ -259,6 +259,7 @@ class RecurrentLayer(Module):
         dy: dL/dy in y's shape (None if only the final state was used); dstate: dL/d(final
         state) in the state's format (None for zero). Adds every parameter's gradient into its
         `.grad` and returns (dL/dx in x's shape, dL/d(initial state) in the state's format)."""
+        check_cache(self, cache, SequenceCache, "y, state, cache = layer.forward(x)")
         first = cache.cells[0][0]
         steps, batch = first.x.shape[:2]
         width = self.hidden_size * self.num_directions

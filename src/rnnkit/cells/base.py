@@ -61,7 +61,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from .. import kernels
-from ..init import uniform_fan
+from ..init import as_generator, uniform_fan
 from ..module import Parameter
 from .layernorm import LayerNorm, statistics
 
@@ -78,8 +78,9 @@ class Cell:
     #: gradients are the same array and the loop keeps one buffer.
     shares_preactivation: bool = True
 
-    def __init__(self, input_size: int, hidden_size: int, *, bias: bool, dtype, rng: np.random.Generator,
+    def __init__(self, input_size: int, hidden_size: int, *, bias: bool, dtype, rng: np.random.Generator | int,
                  layer_norm: bool = False):
+        rng = as_generator(rng)
         self.input_size = input_size
         self.hidden_size = hidden_size
         rows = self.num_blocks * hidden_size

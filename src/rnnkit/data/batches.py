@@ -63,18 +63,43 @@ def _positive(name: str, value) -> int:
     return int(value)
 
 
+def _targets_per_step(per_step: bool | None, steps: int, target_shape: tuple[int, ...], masked: bool) -> bool:
+    """`per_step` checked against the targets' shape, or read from what is unambiguous (see
+    `ExampleBatches`)."""
+    fits_steps = len(target_shape) >= 2 and target_shape[1] == steps
+    if per_step is None:
+        if fits_steps and not masked:
+            raise ValueError(f"targets of shape {target_shape} could be one per step ({steps} steps) or one "
+                             f"{target_shape[1:]} array per sequence; pass per_step=True or per_step=False")
+        per_step = masked  # a loss mask over steps needs per-step targets; otherwise they cannot be
+    if masked and not (per_step and fits_steps):
+        raise ValueError(f"a loss mask over steps needs one target per step, (examples, {steps} steps, ...); "
+                         f"got targets of shape {target_shape}" + ("" if per_step else " and per_step=False"))
+    if per_step and not fits_steps:
+        raise ValueError(f"one target per step needs targets (examples, {steps} steps, ...), got shape {target_shape}")
+    return bool(per_step)
+
+
 class ExampleBatches:
     """inputs (N, T, ...) and targets: (N, T, ...), one per step, or (N, ...), one per sequence
     (many-to-one). Optionally: `mask` (N, T), which steps' targets count in the loss;
     `padding` (N, T), which input steps are real (sequences of different lengths); `context`
     (N, ...), what sets each sequence's first state. Batches come out time-major, (T, B, ...),
-    the inputs wrapped in `Padded` and/or `Conditioned` when there is padding or a context."""
+    the inputs wrapped in `Padded` and/or `Conditioned` when there is padding or a context;
+    per-step targets come out (T, B, ...), per-sequence targets (B, ...).
+
+    per_step: whether the targets are one per step (True) or one per sequence (False). Left
+    None, it is read only from what cannot mean anything else: a loss `mask` over steps means per
+    step; targets (N,), or (N, K, ...) with K != T, mean per sequence. Targets (N, T, ...)
+    without a mask could be either (8 sequences of 4 steps with 4-vector targets), so they raise
+    ValueError asking for `per_step`: the shape is never guessed."""
 
     carries_state = False
 
     def __init__(self, inputs: np.ndarray, targets: np.ndarray, *, strategy: str = "minibatch",
                  batch_size: int = 32, seed: int = 0, mask: np.ndarray | None = None,
-                 context: np.ndarray | None = None, padding: np.ndarray | None = None):
+                 context: np.ndarray | None = None, padding: np.ndarray | None = None,
+                 per_step: bool | None = None):
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
         if len(inputs) == 0:
@@ -84,9 +109,7 @@ class ExampleBatches:
                              f"got {len(inputs)}, {len(targets)}" + ("" if mask is None else f", {len(mask)}"))
         if np.ndim(inputs) < 2:
             raise ValueError(f"inputs must be (examples, steps, ...), got shape {np.shape(inputs)}")
-        self.per_step = np.ndim(targets) >= 2 and np.shape(targets)[1] == np.shape(inputs)[1]
-        if mask is not None and not self.per_step:
-            raise ValueError("a loss mask over steps needs one target per step, (examples, steps, ...)")
+        self.per_step = _targets_per_step(per_step, np.shape(inputs)[1], np.shape(targets), mask is not None)
         for name, extra in (("context", context), ("padding", padding)):
             if extra is not None and len(extra) != len(inputs):
                 raise ValueError(f"{name} has {len(extra)} examples, inputs {len(inputs)}")

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..init import as_generator
+
 __all__ = ["adding_problem", "ADDING_TOLERANCE"]
 
 ADDING_TOLERANCE = 0.04
 
 
-def adding_problem(rng: np.random.Generator, n: int, steps: int):
+def adding_problem(rng: np.random.Generator | int, n: int, steps: int):
     """Time-major inputs (steps, n, 2) = (value, marker) and targets (steps, n, 1), of which
     only the last step counts."""
+    rng = as_generator(rng)
     values = rng.uniform(0, 1, (n, steps))
     first = rng.integers(0, min(10, steps // 2), n)
     second = rng.integers(steps // 2, steps, n) if steps >= 4 else np.full(n, steps - 1)

@@ -57,7 +57,10 @@ def read_text(path: str | Path) -> str:
 
 
 class Vocabulary:
-    """Tokens (characters) <-> ids, in sorted order."""
+    """Tokens (characters or words) <-> ids: token i has id i, in the order the tokens are given
+    (the constructor keeps that order; it sorts nothing). `from_text` gives the sorted characters,
+    `from_words` the words by falling count, then `<unk>`. With an `unknown` token, unseen tokens
+    encode as it; without one, they raise ValueError."""
 
     def __init__(self, tokens: Sequence[str], unknown: str | None = None):
         tokens = list(tokens)

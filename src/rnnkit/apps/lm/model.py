@@ -23,6 +23,8 @@ import numpy as np
 from rnnkit.checkpoint import load_checkpoint
 from rnnkit.data.batches import StreamBatches
 from rnnkit.data.text import Vocabulary, detokenize, tokenize
+from rnnkit.init import as_generator
+from rnnkit.module import runs_in_eval_mode
 from rnnkit.network import NetworkConfig, SequenceNetwork
 from rnnkit.ops import log_softmax
 from rnnkit.train import load_model_weights
@@ -65,8 +67,9 @@ class LanguageModel:
         return cls(network, vocabulary, user.get("level", "chars"))
 
     # --------------------------------------------------------------------------- sampling
+    @runs_in_eval_mode("network")
     def generate(self, length: int, *, temperature: float = 1.0, top_k: int | None = None,
-                 greedy: bool = False, prime: str = "", rng: np.random.Generator | None = None,
+                 greedy: bool = False, prime: str = "", rng: np.random.Generator | int | None = None,
                  on_text: Callable[[str], None] | None = None) -> str:
         """`length` new tokens after `prime` (the prime is not counted nor returned), as text.
         `on_text` receives each token's text as it is made (streaming). Without a prime the model
@@ -77,8 +80,7 @@ class LanguageModel:
             raise ValueError(f"temperature must be > 0, got {temperature} (use greedy for argmax)")
         if top_k is not None and top_k <= 0:
             raise ValueError(f"top-k must be positive, got {top_k}")
-        rng = rng if rng is not None else np.random.default_rng(0)
-        self.network.eval()
+        rng = as_generator(rng)
         primed = tokenize(prime, self.level)
         if not primed:
             tokens = self.vocabulary.tokens
@@ -112,6 +114,7 @@ class LanguageModel:
         return int(rng.choice(len(probabilities), p=probabilities / probabilities.sum()))
 
     # ------------------------------------------------------------------------- evaluation
+    @runs_in_eval_mode("network")
     def loss(self, text: str, *, batch: int = 16, seq_len: int = 256) -> tuple[float, int]:
         """(cross-entropy in nats per token, number of tokens predicted) of `text`, read as
         `batch` contiguous streams with the state carried (the fewer than `batch` final tokens
@@ -123,7 +126,6 @@ class LanguageModel:
         batch = max(1, min(batch, (len(ids) - 1) // 2))
         seq_len = max(1, min(seq_len, (len(ids) - 1) // batch))
         streams = StreamBatches(ids, batch, seq_len)
-        self.network.eval()
         total, count, state = 0.0, 0, None
         for inputs, targets, _ in streams.in_order():
             logits, state, _ = self.network.forward(inputs, state)

@@ -22,6 +22,7 @@ from rnnkit.conditioned import BOS, EOS, PAD, ConditionedDecoder
 from rnnkit.decoding import greedy_decode_batch
 from rnnkit.init import as_generator
 from rnnkit.layers import Embedding
+from rnnkit.module import runs_in_eval_mode
 from rnnkit.network import CELLS, NetworkConfig, SequenceNetwork
 
 from .pairs import PairVocabulary
@@ -83,9 +84,9 @@ class Seq2Seq(ConditionedDecoder):
         d_embedded, _ = self.encoder.backward(None, cache.rnn, d_state0)
         self.encoder_embedding.backward(d_embedded, cache.embed)
 
+    @runs_in_eval_mode()
     def translate_batch(self, sources: np.ndarray, max_length: int) -> list[list[int]]:
         """Greedy translations of padded sources (B, S), all at once."""
-        self.eval()
         state, _ = self.encode(sources)
         return greedy_decode_batch(self.decoder, state, BOS, EOS, max_length)
 

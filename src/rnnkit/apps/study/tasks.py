@@ -7,7 +7,7 @@
     charlm   next-character prediction on a fixed slice of the Shakespeare corpus (the first
              `train_chars` characters for training, the next `validation_chars` for validation),
              one-hot inputs, char-rnn's parallel streams; score: validation nats per character.
-    jsb      next-step prediction of Bach chorale piano rolls (rnnkit.data.chorales), one sigmoid
+    jsb      next-step prediction of Bach chorale piano rolls (chorales.py), one sigmoid
              per pitch; score: validation negative log-likelihood per time step (summed over the
              51 pitches), the measure Greff et al. report for JSB Chorales.
 
