@@ -16,7 +16,7 @@ from rnnkit.data import StreamBatches
 from rnnkit.losses import softmax_cross_entropy
 from rnnkit.network import NetworkConfig, SequenceNetwork
 from rnnkit.optim import SGD
-from rnnkit.tbptt import StreamHistory, history_length, truncated_bptt, windows
+from rnnkit.tbptt import history_length, truncated_bptt, windows
 from rnnkit.train import Trainer
 
 T, B, V, H = 11, 3, 5, 4
@@ -90,7 +90,7 @@ def torch_twin(model):
 
 
 def torch_names(twin):
-    embedding, rnn, head = twin
+    _, rnn, head = twin
     return (["embedding.weight"] + [f"rnn.{n}" for n, _ in rnn.named_parameters()]
             + [f"head.{n}" for n, _ in head.named_parameters()])
 
@@ -145,7 +145,7 @@ def test_windows_match_torch_autograd_on_detached_graph(k1, k2):
     inputs, targets = make_data(1)
     ours = []
 
-    def record(loss, index):  # noqa: ARG001
+    def record(loss, index):
         ours.append((loss, grads(model)))
         model.zero_grad()
 
@@ -212,7 +212,7 @@ def test_truncation_reach_matches_torch_across_batches_with_an_update_after_ever
 
     ours = []
 
-    def update(loss, index):  # noqa: ARG001
+    def update(loss, index):
         ours.append((loss, grads(model)))
         for _, p in model.named_parameters():
             p.value -= lr * p.grad

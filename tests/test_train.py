@@ -6,6 +6,11 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from training_checks import (
+    assert_same_checkpoint,
+    assert_same_training,
+    interrupted_on_call,
+)
 
 from rnnkit.checkpoint import load_checkpoint
 from rnnkit.data import ExampleBatches, StreamBatches
@@ -14,7 +19,6 @@ from rnnkit.network import NetworkConfig, SequenceNetwork
 from rnnkit.optim import SGD, Adam
 from rnnkit.schedules import StepDecay
 from rnnkit.train import Trainer, TrainingDiverged
-from training_checks import assert_same_checkpoint, assert_same_training, interrupted_on_call
 
 
 def adding_problem(n, steps, seed):
@@ -94,6 +98,22 @@ def test_early_stopping_after_patience_evaluations():
     history = trainer.fit(batches, steps=50, validation=batches, eval_every=2, patience=3)
     assert len(history) == 8 and history[-1].get("early_stop")
     assert all("val_loss" in r for r in history[1::2])
+
+
+def test_a_run_that_stopped_early_stays_stopped_when_resumed(tmp_path):
+    inputs, targets, mask = adding_problem(16, 5, 2)
+    batches = ExampleBatches(inputs, targets, mask=mask, strategy="full")
+    trainers = []
+    for _ in range(2):
+        model = SequenceNetwork(NetworkConfig(input_size=2, output_size=1, hidden_size=4), rng=0)
+        trainers.append(Trainer(model, SGD(model.parameters(), lr=1e-30), mse))  # the loss cannot improve
+    stopped, resumed = trainers
+    stopped.fit(batches, steps=50, validation=batches, eval_every=2, patience=3, checkpoint_dir=tmp_path)
+    resumed.restore(tmp_path / "last.safetensors")
+    history = resumed.fit(batches, steps=50, validation=batches, eval_every=2, patience=3)
+    assert len(history) == 8 and history[-1]["early_stop"]
+    history = resumed.fit(batches, steps=50, validation=batches, eval_every=2, patience=4)  # more patience
+    assert len(history) == 10 and history[-1]["early_stop"]
 
 
 def test_a_run_shorter_than_eval_every_still_ends_with_an_evaluation_and_a_best_checkpoint(tmp_path):
@@ -196,7 +216,7 @@ def test_ctrl_c_between_windows_rolls_the_step_back_and_resumes_exactly(tmp_path
 @pytest.mark.parametrize("split", [12, 13])
 def test_the_end_of_run_evaluation_does_not_change_early_stopping_after_a_resume(tmp_path, split):
     validation = StreamBatches(np.random.default_rng(5).integers(6, size=400), 4, 20)
-    options = dict(validation=validation, eval_every=5, patience=2)
+    options = {"validation": validation, "eval_every": 5, "patience": 2}
     straight, batches = issue_19_setup()
     straight.fit(batches, steps=40, checkpoint_dir=tmp_path / "straight", **options)
 

@@ -184,7 +184,9 @@ class Trainer:
         Every `eval_every` steps the model is scored: by `score()` if given (any number to
         minimise, e.g. a forecast's error; recorded as "val_score"), else by the validation loss,
         else by the training loss. The best score's weights are kept in `best_weights`;
-        `patience` evaluations without a better score stop training.
+        `patience` evaluations without a better score stop training. That count is saved, so a
+        run that stopped early stays stopped when resumed with the same patience (a larger one
+        trains on).
 
         A run that stops between two scheduled evaluations is evaluated once more at its end
         (by this `fit`, or by the next one if Ctrl-C interrupted that evaluation), so a short run
@@ -203,13 +205,14 @@ class Trainer:
             raise ValueError("fit needs a limit: steps, epochs or max_seconds")
         checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         eval_every = eval_every or len(batches)
-        evaluation = dict(validation=validation, score_fn=score, checkpoint_dir=checkpoint_dir, metadata=metadata)
+        evaluation = {"validation": validation, "score_fn": score, "checkpoint_dir": checkpoint_dir,
+                      "metadata": metadata}
         started = time.perf_counter()
         s = self.state
         self.should_stop = False
         interrupted_step = None
         try:
-            while not self._finished(steps, epochs, max_seconds, started):
+            while not self._finished(steps, epochs, max_seconds, started, patience):
                 self._withdraw_end_evaluation()
                 interrupted_step = self._snapshot()
                 record = self._step(batches, started)
@@ -253,10 +256,11 @@ class Trainer:
         self._advance(len(batches))
         return record
 
-    def _finished(self, steps, epochs, max_seconds, started) -> bool:
+    def _finished(self, steps, epochs, max_seconds, started, patience) -> bool:
         s = self.state
         return ((steps is not None and s.step >= steps) or (epochs is not None and s.epoch >= epochs)
-                or (max_seconds is not None and time.perf_counter() - started >= max_seconds))
+                or (max_seconds is not None and time.perf_counter() - started >= max_seconds)
+                or (patience is not None and s.evals_without_improvement >= patience))
 
     def _advance(self, steps_per_epoch: int) -> None:
         s = self.state
