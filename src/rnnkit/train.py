@@ -56,7 +56,7 @@ class TrainState:
     step: int = 0
     epoch: int = 0
     position: int = 0  # batch index inside the epoch
-    best_loss: float | None = None  # the best score of the scheduled evaluations
+    best_loss: float | None = None  # of the scheduled evaluations (the end-of-run one: see fit)
     evals_without_improvement: int = 0
     history: list[dict] = field(default_factory=list)
     # What the end-of-run evaluation added (the keys of the last record; whether it set the
