@@ -6,6 +6,11 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from training_checks import (
+    assert_same_checkpoint,
+    assert_same_training,
+    interrupted_on_call,
+)
 
 from rnnkit.checkpoint import load_checkpoint
 from rnnkit.data import ExampleBatches, StreamBatches
@@ -95,6 +100,22 @@ def test_early_stopping_after_patience_evaluations():
     assert all("val_loss" in r for r in history[1::2])
 
 
+def test_a_run_that_stopped_early_stays_stopped_when_resumed(tmp_path):
+    inputs, targets, mask = adding_problem(16, 5, 2)
+    batches = ExampleBatches(inputs, targets, mask=mask, strategy="full")
+    trainers = []
+    for _ in range(2):
+        model = SequenceNetwork(NetworkConfig(input_size=2, output_size=1, hidden_size=4), rng=0)
+        trainers.append(Trainer(model, SGD(model.parameters(), lr=1e-30), mse))  # the loss cannot improve
+    stopped, resumed = trainers
+    stopped.fit(batches, steps=50, validation=batches, eval_every=2, patience=3, checkpoint_dir=tmp_path)
+    resumed.restore(tmp_path / "last.safetensors")
+    history = resumed.fit(batches, steps=50, validation=batches, eval_every=2, patience=3)
+    assert len(history) == 8 and history[-1]["early_stop"]
+    history = resumed.fit(batches, steps=50, validation=batches, eval_every=2, patience=4)  # more patience
+    assert len(history) == 10 and history[-1]["early_stop"]
+
+
 def test_a_run_shorter_than_eval_every_still_ends_with_an_evaluation_and_a_best_checkpoint(tmp_path):
     trainer, batches = lm_setup()
     history = trainer.fit(batches, steps=7, validation=batches, eval_every=5, checkpoint_dir=tmp_path)
@@ -102,7 +123,19 @@ def test_a_run_shorter_than_eval_every_still_ends_with_an_evaluation_and_a_best_
     assert history[-1]["val_loss"] == pytest.approx(trainer.evaluate(batches))
     assert (tmp_path / "best.safetensors").exists()
     history = trainer.fit(batches, steps=10, validation=batches, eval_every=5)  # ends on an evaluation step
-    assert [r["step"] for r in history if "val_loss" in r] == [5, 7, 10]
+    assert [r["step"] for r in history if "val_loss" in r] == [5, 10]  # training on withdrew step 7's
+
+
+def test_a_run_without_a_scheduled_evaluation_gets_its_best_from_the_end_of_run_evaluation(tmp_path):
+    trainer, batches = lm_setup()
+    trainer.fit(batches, steps=3, validation=batches, eval_every=5, checkpoint_dir=tmp_path)
+    assert trainer.state.best_loss == trainer.state.history[-1]["val_loss"]
+    assert load_checkpoint(tmp_path / "best.safetensors")[1]["trainer"]["step"] == 3
+    trainer.fit(batches, steps=3, validation=batches, eval_every=5)  # nothing to do: nothing changes
+    assert trainer.state.end_evaluation == {"keys": ["val_loss"], "set_best": True}
+    trainer.fit(batches, steps=4, validation=batches, eval_every=5, checkpoint_dir=tmp_path)
+    assert "val_loss" not in trainer.state.history[2] and "val_loss" in trainer.state.history[3]
+    assert load_checkpoint(tmp_path / "best.safetensors")[1]["trainer"]["step"] == 4
 
 
 def test_callbacks_see_every_step_and_can_stop_training():
@@ -152,6 +185,51 @@ def test_resume_is_bit_exact(tmp_path, options):
         np.testing.assert_array_equal(a.value, b.value, err_msg=name)
     assert straight.optimizer.lr == resumed.optimizer.lr
     assert [r["loss"] for r in straight.state.history] == [r["loss"] for r in resumed.state.history]
+
+
+def issue_19_setup(loss_fn=softmax_cross_entropy):
+    """Issue 19's run: a 1 x 8 LSTM on 2,000 random tokens of 6 symbols, 4 streams read 20 steps
+    at a time, Adam 1e-2, k1 = k2 = 5: four windows, four updates a step."""
+    tokens = np.random.default_rng(0).integers(6, size=2000)
+    config = NetworkConfig(input_size=6, output_size=6, hidden_size=8, input_kind="embedding", embedding_size=4)
+    model = SequenceNetwork(config, rng=1)
+    trainer = Trainer(model, Adam(model.parameters(), lr=0.01), loss_fn, k1=5, k2=5)
+    return trainer, StreamBatches(tokens, 4, 20)
+
+
+def test_ctrl_c_between_windows_rolls_the_step_back_and_resumes_exactly(tmp_path):
+    straight, batches = issue_19_setup()
+    straight.fit(batches, steps=6)
+
+    interrupted, _ = issue_19_setup(interrupted_on_call(3 * 4 + 3))  # the 3rd window of the 4th step
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(batches, steps=6, checkpoint_dir=tmp_path)
+    resumed, _ = issue_19_setup()
+    resumed.restore(tmp_path / "last.safetensors")
+    resumed.fit(batches, steps=6)
+    assert resumed.optimizer.step_count == straight.optimizer.step_count == 24
+    assert_same_training(straight, resumed)
+    # The trainer in memory was rolled back too: it says what the checkpoint holds.
+    assert interrupted.state.step == 3 and interrupted.optimizer.step_count == 12
+
+
+@pytest.mark.parametrize("split", [12, 13])
+def test_the_end_of_run_evaluation_does_not_change_early_stopping_after_a_resume(tmp_path, split):
+    validation = StreamBatches(np.random.default_rng(5).integers(6, size=400), 4, 20)
+    options = {"validation": validation, "eval_every": 5, "patience": 2}
+    straight, batches = issue_19_setup()
+    straight.fit(batches, steps=40, checkpoint_dir=tmp_path / "straight", **options)
+
+    first, _ = issue_19_setup()
+    first.fit(batches, steps=split, checkpoint_dir=tmp_path / "split", **options)
+    assert "val_loss" in first.state.history[-1]  # the end-of-run evaluation reports
+    resumed, _ = issue_19_setup()
+    resumed.restore(tmp_path / "split" / "last.safetensors")
+    resumed.fit(batches, steps=40, checkpoint_dir=tmp_path / "split", **options)
+    assert resumed.state.step == straight.state.step == 20
+    assert_same_training(straight, resumed)
+    for name in ("best.safetensors", "last.safetensors"):
+        assert_same_checkpoint(tmp_path / "straight" / name, tmp_path / "split" / name)
 
 
 def test_restore_refuses_a_different_model(tmp_path):

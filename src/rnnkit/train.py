@@ -9,11 +9,21 @@ over it (`rnnkit.tbptt`); every window ends in one update:
     g = clip(g)                               (global norm, or element value)
     W = optimizer(W, g)
 
-k1 = k2 = None means full BPTT over each batch (one update per batch). With a stream source the
-final state of one batch starts the next (state carried, gradient stopped); every epoch starts
-from zero. Around the steps: validation every `eval_every` steps, early stopping after
-`patience` evaluations without improvement, callbacks, a history, and checkpoints that resume
-bit-exactly (model, optimizer, schedule, dropout generators, carried state, data position).
+k1 = k2 = None means full BPTT over each batch (one update per batch). With a stream source one
+batch continues the stream of the one before (state carried, gradient stopped where a window
+starts; a window reaches k2 steps back into the previous batch, see `rnnkit.tbptt`); every
+epoch starts from zero. Around the steps: validation every `eval_every` steps, early stopping
+after `patience` evaluations without improvement, callbacks, a history, and checkpoints that
+resume bit-exactly (model, optimizer, schedule, dropout generators, the carried stream, data
+position).
+
+A step is all or nothing. It is the batch's windows and updates, the schedule, the scheduled
+evaluation and the history record; Ctrl-C anywhere inside it (between two windows, inside an
+update, during the evaluation) rolls model, optimizer, schedule, generators and trainer back
+to the start of the step before the checkpoint is written, so resuming redoes that step exactly
+as an uninterrupted run does. (A `best.safetensors` the rolled-back step already wrote is
+written again, identically, when the step is redone.) Callbacks and `save_every` checkpoints
+run after the step is complete.
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ import numpy as np
 from . import __version__
 from .checkpoint import describe_difference, load_checkpoint, save_checkpoint
 from .optim import Optimizer, clip_grad_norm, clip_grad_value
-from .tbptt import check_truncation, truncated_bptt
+from .tbptt import StreamHistory, check_truncation, history_length, truncated_bptt
 
 __all__ = ["Trainer", "TrainingDiverged", "TrainState"]
 
@@ -46,9 +56,27 @@ class TrainState:
     step: int = 0
     epoch: int = 0
     position: int = 0  # batch index inside the epoch
-    best_loss: float | None = None
+    best_loss: float | None = None  # of the scheduled evaluations (the end-of-run one: see fit)
     evals_without_improvement: int = 0
     history: list[dict] = field(default_factory=list)
+    # What the end-of-run evaluation added (the keys of the last record; whether it set the
+    # first best), withdrawn before training continues: see `Trainer.fit`.
+    end_evaluation: dict | None = None
+
+
+@dataclass
+class _Snapshot:
+    """Everything a training step changes, copied before it: what an interrupted step rolls
+    back to. The history only grows during a step, so its length is enough."""
+
+    weights: dict
+    optimizer: dict
+    schedule: dict | None
+    random: dict
+    counters: dict  # TrainState's fields but the history
+    history_length: int
+    carried: StreamHistory | None
+    best_weights: dict | None
 
 
 def global_grad_norm(params) -> float:
@@ -84,26 +112,31 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.params = [p for _, p in model.named_parameters()]
         self.state = TrainState()
-        self.carried_state = None  # the recurrent state handed from one stream batch to the next
+        self.carried: StreamHistory | None = None  # what one stream batch hands the next
         self.should_stop = False  # a callback may set this to end training after the step
         self.best_weights = None  # the weights of the best evaluation so far (in memory)
 
     # ------------------------------------------------------------------------- one step
-    def train_step(self, inputs, targets, mask=None, state=None):
-        """BPTT(k1, k2) over one time-major batch, one update per window that has a counted
-        position. Returns (mean loss per counted position, final state)."""
+    def train_step(self, inputs, targets, mask=None, history: StreamHistory | None = None, keep: int = 0):
+        """BPTT(k1, k2) over one time-major batch that continues the stream `history` (None: from
+        zero), one update per window that has a counted position. Returns (mean loss per counted
+        position, the `StreamHistory` of the batch's last `keep` steps)."""
         self.model.train()
         steps = len(inputs)
         k1 = self.k1 or steps
         k2 = self.k2 or steps
         self.model.zero_grad()
         self._last_grad_norm = 0.0
-        state, losses = truncated_bptt(self.model, self.loss_fn, inputs, targets, state, k1, max(k1, k2),
-                                       mask=mask, after_window=self._update)
-        if not losses:
+        result = truncated_bptt(self.model, self.loss_fn, inputs, targets, None, k1, max(k1, k2), mask=mask,
+                                after_window=self._update, history=history, keep=keep)
+        if not result.losses:
             raise ValueError("no position of this batch counts (its mask is all false); nothing to train on")
-        total = sum(loss * positions for loss, positions in losses)
-        return total / sum(positions for _, positions in losses), state
+        total = sum(loss * positions for loss, positions in result.losses)
+        return total / sum(positions for _, positions in result.losses), result.history
+
+    def _kept_steps(self, steps: int) -> int:
+        """How many of a stream batch's last steps the next batch's first window reaches back into."""
+        return 0 if self.k1 is None else history_length(steps, self.k1, self.k2)
 
     def _update(self, loss: float, window: int) -> None:
         step = self.state.step + 1
@@ -148,60 +181,86 @@ class Trainer:
         """Train until `steps` total steps, `epochs` total epochs or `max_seconds` of wall time,
         whichever comes first (at least one must be given), or until early stopping.
 
-        Every `eval_every` steps, and once more at the end if the last step was not one of those
-        (so a short run still has a best checkpoint), the model is scored: by `score()` if given (any number to
+        Every `eval_every` steps the model is scored: by `score()` if given (any number to
         minimise, e.g. a forecast's error; recorded as "val_score"), else by the validation loss,
         else by the training loss. The best score's weights are kept in `best_weights`;
-        `patience` evaluations without a better score stop training.
+        `patience` evaluations without a better score stop training. That count is saved, so a
+        run that stopped early stays stopped when resumed with the same patience (a larger one
+        trains on).
 
-        With `checkpoint_dir`: `best.safetensors` whenever the validation loss improves (or at
-        each evaluation without validation data), `last.safetensors` every `save_every` steps, at
-        the end, and on Ctrl-C (then `KeyboardInterrupt` is raised again). `metadata` (JSON) is
-        stored in both, e.g. a vocabulary. Returns the history."""
+        A run that stops between two scheduled evaluations is evaluated once more at its end
+        (by this `fit`, or by the next one if Ctrl-C interrupted that evaluation), so a short run
+        still has a score and a best checkpoint. That evaluation reports, it does not decide:
+        its score goes into the last record, it becomes the best (weights and checkpoint) only
+        when there is no best yet, and it never counts towards patience. It is also provisional:
+        a later `fit` that trains on (after `restore` or in the same process) first withdraws it
+        (the record's keys, the best it set), so `fit(steps=a)` then `fit(steps=b)` trains,
+        stops and keeps the same best as `fit(steps=b)` alone.
+
+        With `checkpoint_dir`: `best.safetensors` whenever the score improves, `last.safetensors`
+        every `save_every` steps, at the end, and on Ctrl-C (rolled back to the start of the
+        interrupted step, see the module docstring; then `KeyboardInterrupt` is raised again).
+        `metadata` (JSON) is stored in both, e.g. a vocabulary. Returns the history."""
         if steps is None and epochs is None and max_seconds is None:
             raise ValueError("fit needs a limit: steps, epochs or max_seconds")
         checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         eval_every = eval_every or len(batches)
+        evaluation = {"validation": validation, "score_fn": score, "checkpoint_dir": checkpoint_dir,
+                      "metadata": metadata}
         started = time.perf_counter()
         s = self.state
         self.should_stop = False
-        evaluated = s.step
+        interrupted_step = None
         try:
-            while not self._finished(steps, epochs, max_seconds, started):
-                if s.position == 0:
-                    self.carried_state = None
-                inputs, targets, mask = batches.batch(s.epoch, s.position)
-                state = self.carried_state if batches.carries_state else None
-                loss, state = self.train_step(inputs, targets, mask, state)
-                self.carried_state = state if batches.carries_state else None
-                s.step += 1
-                record = {"step": s.step, "epoch": s.epoch, "loss": loss, "grad_norm": self._last_grad_norm,
-                          "lr": self.optimizer.lr, "seconds": time.perf_counter() - started}
-                self._advance(len(batches))
+            while not self._finished(steps, epochs, max_seconds, started, patience):
+                self._withdraw_end_evaluation()
+                interrupted_step = self._snapshot()
+                record = self._step(batches, started)
                 if s.step % eval_every == 0:
-                    self._evaluate_and_keep_best(record, validation, score, patience, checkpoint_dir, metadata)
-                    evaluated = s.step
+                    self._evaluate_and_keep_best(record, patience=patience, **evaluation)
                 s.history.append(record)
+                interrupted_step = None  # the step is complete
                 for callback in self.callbacks:
                     callback(self, record)
                 if checkpoint_dir is not None and save_every and s.step % save_every == 0:
                     self.save(checkpoint_dir / "last.safetensors", metadata)
                 if self.should_stop:
                     break
+            if s.history and s.step % eval_every != 0 and s.end_evaluation is None:
+                self._evaluate_at_end(s.history[-1], **evaluation)
         except KeyboardInterrupt:
+            if interrupted_step is not None:
+                self._roll_back(interrupted_step)
+            self._withdraw_end_evaluation()  # if it was the end-of-run evaluation that was interrupted
             if checkpoint_dir is not None:
                 self.save(checkpoint_dir / "last.safetensors", metadata)
             raise
-        if s.step != evaluated and s.history:
-            self._evaluate_and_keep_best(s.history[-1], validation, score, None, checkpoint_dir, metadata)
         if checkpoint_dir is not None:
             self.save(checkpoint_dir / "last.safetensors", metadata)
         return s.history
 
-    def _finished(self, steps, epochs, max_seconds, started) -> bool:
+    def _step(self, batches, started: float) -> dict:
+        """Train on the next batch and move the data position and schedule on; returns the
+        step's history record."""
+        s = self.state
+        if s.position == 0:
+            self.carried = None  # every epoch starts its streams from zero
+        inputs, targets, mask = batches.batch(s.epoch, s.position)
+        if batches.carries_state:
+            loss, self.carried = self.train_step(inputs, targets, mask, self.carried, self._kept_steps(len(inputs)))
+        else:
+            loss, _ = self.train_step(inputs, targets, mask)
+        s.step += 1
+        record = {"step": s.step, "epoch": s.epoch, "loss": loss, "grad_norm": self._last_grad_norm,
+                  "lr": self.optimizer.lr, "seconds": time.perf_counter() - started}
+        self._advance(len(batches))
+        return record
+
+    def _finished(self, steps, epochs, max_seconds, started, patience) -> bool:
         s = self.state
         return ((steps is not None and s.step >= steps) or (epochs is not None and s.epoch >= epochs)
-                or (max_seconds is not None and time.perf_counter() - started >= max_seconds))
+                or (max_seconds is not None and time.perf_counter() - started >= max_seconds)
+                or (patience is not None and s.evals_without_improvement >= patience))
 
     def _advance(self, steps_per_epoch: int) -> None:
         s = self.state
@@ -213,45 +272,100 @@ class Trainer:
         if self.schedule is not None and self.schedule_unit == "step":
             self.schedule.step()
 
-    def _evaluate_and_keep_best(self, record, validation, score_fn, patience, checkpoint_dir, metadata) -> None:
-        s = self.state
-        score = record["loss"]
+    # ------------------------------------------------------------------ keeping the best
+    def _score(self, validation, score_fn, loss: float) -> dict:
+        """The evaluation's entries for a record ("val_loss", "val_score") and "score", the
+        number to minimise: the score function's, else the validation loss, else `loss`."""
+        entries = {}
         if validation is not None:
-            score = record["val_loss"] = self.evaluate(validation)
+            entries["val_loss"] = self.evaluate(validation)
         if score_fn is not None:
-            score = record["val_score"] = float(score_fn())
+            entries["val_score"] = float(score_fn())
             self.model.train()
+        return {**entries, "score": entries.get("val_score", entries.get("val_loss", loss))}
+
+    def _evaluate_and_keep_best(self, record, *, validation, score_fn, patience, checkpoint_dir, metadata) -> None:
+        """A scheduled evaluation: keep the best, count evaluations without improvement."""
+        s = self.state
+        entries = self._score(validation, score_fn, record["loss"])
+        score = entries.pop("score")
+        record.update(entries)
         if s.best_loss is None or score < s.best_loss:
-            s.best_loss, s.evals_without_improvement = score, 0
-            self.best_weights = self.model.state_dict()
-            if checkpoint_dir is not None:
-                self.save(checkpoint_dir / "best.safetensors", metadata)
+            self._keep_best(score, checkpoint_dir, metadata)
         else:
             s.evals_without_improvement += 1
             if patience is not None and s.evals_without_improvement >= patience:
                 record["early_stop"] = True
                 self.should_stop = True
 
+    def _evaluate_at_end(self, record, *, validation, score_fn, checkpoint_dir, metadata) -> None:
+        """The end-of-run evaluation (see `fit`): reported in `record`, the best only if there is
+        none yet, noted in `TrainState.end_evaluation` so that it can be withdrawn."""
+        s = self.state
+        entries = self._score(validation, score_fn, record["loss"])
+        score = entries.pop("score")
+        s.end_evaluation = {"keys": sorted(entries), "set_best": s.best_loss is None}
+        record.update(entries)
+        if s.end_evaluation["set_best"]:
+            self._keep_best(score, checkpoint_dir, metadata)
+
+    def _withdraw_end_evaluation(self) -> None:
+        """Undo the end-of-run evaluation before training on: the run it ended goes on."""
+        s = self.state
+        if s.end_evaluation is None:
+            return
+        for key in s.end_evaluation["keys"]:
+            s.history[-1].pop(key, None)
+        if s.end_evaluation["set_best"]:
+            s.best_loss, self.best_weights = None, None
+        s.end_evaluation = None
+
+    def _keep_best(self, score: float, checkpoint_dir, metadata) -> None:
+        s = self.state
+        s.best_loss, s.evals_without_improvement = score, 0
+        self.best_weights = self.model.state_dict()
+        if checkpoint_dir is not None:
+            self.save(checkpoint_dir / "best.safetensors", metadata)
+
+    # ------------------------------------------------------------- interrupted steps
+    def _snapshot(self) -> _Snapshot:
+        s = self.state
+        counters = {name: value for name, value in s.__dict__.items() if name != "history"}
+        return _Snapshot(weights=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
+                         schedule=None if self.schedule is None else self.schedule.state_dict(),
+                         random=self.model.random_state(), counters=counters,
+                         history_length=len(s.history), carried=self.carried, best_weights=self.best_weights)
+
+    def _roll_back(self, snapshot: _Snapshot) -> None:
+        self.model.load_state_dict(snapshot.weights)
+        self.optimizer.load_state_dict(snapshot.optimizer)
+        if self.schedule is not None:
+            self.schedule.load_state_dict(snapshot.schedule)
+        self.model.set_random_state(snapshot.random)
+        history = self.state.history
+        del history[snapshot.history_length:]
+        self.state = TrainState(**snapshot.counters, history=history)
+        self.carried, self.best_weights = snapshot.carried, snapshot.best_weights
+
     # ---------------------------------------------------------------------- checkpoints
     def save(self, path: str | Path, metadata: dict | None = None) -> None:
         """Everything needed to resume exactly, in one atomically written safetensors file:
         the model's parameters under their own (PyTorch) names, the optimizer's arrays under
-        `optimizer/<index>/<name>`, the carried state under `trainer/state/<k>`."""
+        `optimizer/<index>/<name>`, the carried stream (`StreamHistory`) as the state where its
+        kept steps begin under `trainer/state/<k>` and those steps' inputs under
+        `trainer/stream_inputs`."""
         tensors = {name: p.value for name, p in self.model.named_parameters()}
         optimizer = self.optimizer.state_dict()
         for index, buffers in enumerate(optimizer.pop("state")):
             for name, array in buffers.items():
                 tensors[f"optimizer/{index}/{name}"] = array
-        carried = self.carried_state
-        components = [] if carried is None else ([carried] if isinstance(carried, np.ndarray) else list(carried))
-        for index, component in enumerate(components):
-            tensors[f"trainer/state/{index}"] = component
+        tensors.update(_stream_tensors(self.carried))
         info = {
             "rnnkit_version": __version__,
             "model": _model_config(self.model),
             "optimizer": optimizer,
             "schedule": None if self.schedule is None else self.schedule.state_dict(),
-            "trainer": {**self.state.__dict__, "carried_parts": len(components)},
+            "trainer": {**self.state.__dict__, "carried_parts": len(_state_parts(self.carried))},
             "random": self.model.random_state(),
             "user": metadata or {},
         }
@@ -283,8 +397,7 @@ class Trainer:
         trainer = dict(info["trainer"])
         parts = trainer.pop("carried_parts")
         self.state = TrainState(**trainer)
-        carried = [tensors[f"trainer/state/{index}"] for index in range(parts)]
-        self.carried_state = None if not carried else (carried[0] if len(carried) == 1 else tuple(carried))
+        self.carried = _stream_from_tensors(tensors, parts)
         return info["user"]
 
 
@@ -295,6 +408,27 @@ def load_model_weights(model, tensors: dict, path) -> None:
     if missing:
         raise ValueError(f"checkpoint {path} lacks the model parameter(s) {', '.join(missing)}")
     model.load_state_dict({name: tensors[name] for name in names})
+
+
+def _state_parts(carried: StreamHistory | None) -> list[np.ndarray]:
+    state = None if carried is None else carried.state
+    return [] if state is None else ([state] if isinstance(state, np.ndarray) else list(state))
+
+
+def _stream_tensors(carried: StreamHistory | None) -> dict[str, np.ndarray]:
+    tensors = {f"trainer/state/{index}": part for index, part in enumerate(_state_parts(carried))}
+    if carried is not None and len(carried):
+        tensors["trainer/stream_inputs"] = carried.inputs
+    return tensors
+
+
+def _stream_from_tensors(tensors: dict, parts: int) -> StreamHistory | None:
+    """The carried stream of a checkpoint (one from before streams kept inputs has only the state)."""
+    state = [tensors[f"trainer/state/{index}"] for index in range(parts)]
+    inputs = tensors.get("trainer/stream_inputs")
+    if not state and inputs is None:
+        return None
+    return StreamHistory(None if not state else (state[0] if len(state) == 1 else tuple(state)), inputs)
 
 
 def _buffer_names(tensors: dict, index: int) -> list[str]:
