@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from rnnkit.data.text import Vocabulary
 from rnnkit.apps.lm.model import LanguageModel
 from rnnkit.apps.seq2seq.model import Seq2Seq, Seq2SeqConfig
+from rnnkit.data.text import Vocabulary
 from rnnkit.network import NetworkConfig, SequenceNetwork
 
 

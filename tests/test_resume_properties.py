@@ -95,8 +95,9 @@ def data(c):
                 StreamBatches(rng.integers(V, size=2 * 2 * T + 1), 2, T))
     tokens = rng.integers(V, size=(12, T + 1))
     held_out = rng.integers(V, size=(4, T + 1))
-    return (ExampleBatches(tokens[:, :-1], tokens[:, 1:], strategy="minibatch", batch_size=3, seed=c["seed"]),
-            ExampleBatches(held_out[:, :-1], held_out[:, 1:], strategy="full", batch_size=4))
+    return (ExampleBatches(tokens[:, :-1], tokens[:, 1:], strategy="minibatch", batch_size=3, seed=c["seed"],
+                          per_step=True),
+            ExampleBatches(held_out[:, :-1], held_out[:, 1:], strategy="full", batch_size=4, per_step=True))
 
 
 def fit(trainer, c, batches, validation, directory, steps=None):

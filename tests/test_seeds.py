@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 
 from rnnkit import init
+from rnnkit.apps.caption.model import Captioner, CaptionerConfig
+from rnnkit.apps.classify.model import ClassifierConfig, SequenceClassifier
+from rnnkit.apps.lm.model import LanguageModel
+from rnnkit.apps.seq2seq.model import Seq2Seq, Seq2SeqConfig
 from rnnkit.cells.gru import GRUCell
 from rnnkit.cells.lstm import LSTMCell
 from rnnkit.data.synthetic import adding_problem
 from rnnkit.data.text import Vocabulary
 from rnnkit.layers import Dropout, Embedding, Linear
-from rnnkit.apps.caption.model import Captioner, CaptionerConfig
-from rnnkit.apps.classify.model import ClassifierConfig, SequenceClassifier
-from rnnkit.apps.lm.model import LanguageModel
-from rnnkit.apps.seq2seq.model import Seq2Seq, Seq2SeqConfig
 from rnnkit.network import NetworkConfig, SequenceNetwork
 from rnnkit.recurrent import GRU, LSTM, RNN
 

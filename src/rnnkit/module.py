@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from typing import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -74,7 +74,7 @@ class Module:
     def parameters(self) -> list[Parameter]:
         return [p for _, p in self.named_parameters()]
 
-    def modules(self) -> Iterator["Module"]:
+    def modules(self) -> Iterator[Module]:
         yield self
         for name, attr in vars(self).items():
             if name.startswith("_"):
@@ -114,16 +114,16 @@ class Module:
         for p in self.parameters():
             p.grad.fill(0.0)
 
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         for module in self.modules():
             module.training = mode
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         return self.train(False)
 
     @contextlib.contextmanager
-    def evaluating(self) -> Iterator["Module"]:
+    def evaluating(self) -> Iterator[Module]:
         """`with model.evaluating():` eval mode inside the block; afterwards (even after an
         exception) each submodule is back in the mode it was in before."""
         modes = [(module, module.training) for module in self.modules()]

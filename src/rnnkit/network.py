@@ -83,7 +83,7 @@ class NetworkConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "NetworkConfig":
+    def from_dict(cls, values: dict) -> NetworkConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -108,7 +108,7 @@ class NetworkCache:
     rnn: SequenceCache
     drop: DropoutCache
     head: LinearCache
-    owner: "SequenceNetwork" = field(repr=False)
+    owner: SequenceNetwork = field(repr=False)
 
     def internals(self) -> dict[str, dict[str, np.ndarray]]:
         """The recurrent stack's activations at every step, as `SequenceCache.internals()`:

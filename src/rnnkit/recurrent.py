@@ -60,7 +60,7 @@ class SequenceCache:
     cells: list[list[object]]
     dropout_masks: list[np.ndarray | None]
     batch_first: bool
-    owner: "RecurrentLayer" = field(repr=False)
+    owner: RecurrentLayer = field(repr=False)
 
     def internals(self) -> dict[str, dict[str, np.ndarray]]:
         """Every step's activations (hidden and cell states, gate values), keyed like

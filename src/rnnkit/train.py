@@ -28,40 +28,23 @@ run after the step is complete.
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from . import __version__
-from .checkpoint import describe_difference, load_checkpoint, save_checkpoint
 from .optim import Optimizer, clip_grad_norm, clip_grad_value
+from .resume import TrainState, load_model_weights, restore_training, save_training
 from .tbptt import StreamHistory, check_truncation, history_length, truncated_bptt
 
-__all__ = ["Trainer", "TrainingDiverged", "TrainState"]
+__all__ = ["Trainer", "TrainingDiverged", "TrainState", "load_model_weights"]
 
 
 class TrainingDiverged(RuntimeError):
     """The loss or the gradient stopped being finite; the offending update was not applied."""
-
-
-@dataclass
-class TrainState:
-    """Where training stands; saved in every checkpoint."""
-
-    step: int = 0
-    epoch: int = 0
-    position: int = 0  # batch index inside the epoch
-    best_loss: float | None = None  # of the scheduled evaluations (the end-of-run one: see fit)
-    evals_without_improvement: int = 0
-    history: list[dict] = field(default_factory=list)
-    # What the end-of-run evaluation added (the keys of the last record; whether it set the
-    # first best), withdrawn before training continues: see `Trainer.fit`.
-    end_evaluation: dict | None = None
 
 
 @dataclass
@@ -349,99 +332,12 @@ class Trainer:
 
     # ---------------------------------------------------------------------- checkpoints
     def save(self, path: str | Path, metadata: dict | None = None) -> None:
-        """Everything needed to resume exactly, in one atomically written safetensors file:
-        the model's parameters under their own (PyTorch) names, the optimizer's arrays under
-        `optimizer/<index>/<name>`, the carried stream (`StreamHistory`) as the state where its
-        kept steps begin under `trainer/state/<k>` and those steps' inputs under
-        `trainer/stream_inputs`."""
-        tensors = {name: p.value for name, p in self.model.named_parameters()}
-        optimizer = self.optimizer.state_dict()
-        for index, buffers in enumerate(optimizer.pop("state")):
-            for name, array in buffers.items():
-                tensors[f"optimizer/{index}/{name}"] = array
-        tensors.update(_stream_tensors(self.carried))
-        info = {
-            "rnnkit_version": __version__,
-            "model": _model_config(self.model),
-            "optimizer": optimizer,
-            "schedule": None if self.schedule is None else self.schedule.state_dict(),
-            "trainer": {**self.state.__dict__, "carried_parts": len(_state_parts(self.carried))},
-            "random": self.model.random_state(),
-            "user": metadata or {},
-        }
-        save_checkpoint(path, tensors, json.loads(json.dumps(info, default=_json_default)))
+        """Everything needed to resume exactly, in one atomically written file (`rnnkit.resume`)."""
+        save_training(path, self.model, self.optimizer, self.schedule, self.state, self.carried, metadata)
 
     def restore(self, path: str | Path) -> dict:
         """Load a checkpoint written by `save` into this trainer, its model, optimizer and
         schedule; returns the user metadata. A checkpoint of a different model configuration or
         optimizer raises ValueError saying what differs."""
-        tensors, info = load_checkpoint(path)
-        expected = _model_config(self.model)
-        if expected is not None and info.get("model") is not None:
-            difference = describe_difference(expected, info["model"])
-            if difference:
-                raise ValueError(f"checkpoint {path} was saved from a different model: {difference}")
-        load_model_weights(self.model, tensors, path)
-        optimizer = dict(info["optimizer"])
-        optimizer["state"] = [
-            {name: tensors[f"optimizer/{index}/{name}"] for name in _buffer_names(tensors, index)}
-            for index in range(len(self.params))
-        ]
-        self.optimizer.load_state_dict(optimizer)
-        if (info["schedule"] is None) != (self.schedule is None):
-            raise ValueError(f"checkpoint {path} was saved {'without' if info['schedule'] is None else 'with'} "
-                             "a learning-rate schedule, but this trainer has the opposite")
-        if self.schedule is not None:
-            self.schedule.load_state_dict(info["schedule"])
-        self.model.set_random_state(info["random"])
-        trainer = dict(info["trainer"])
-        parts = trainer.pop("carried_parts")
-        self.state = TrainState(**trainer)
-        self.carried = _stream_from_tensors(tensors, parts)
-        return info["user"]
-
-
-def load_model_weights(model, tensors: dict, path) -> None:
-    """Copy a model's parameters out of a checkpoint's tensors (other entries ignored)."""
-    names = [name for name, _ in model.named_parameters()]
-    missing = [name for name in names if name not in tensors]
-    if missing:
-        raise ValueError(f"checkpoint {path} lacks the model parameter(s) {', '.join(missing)}")
-    model.load_state_dict({name: tensors[name] for name in names})
-
-
-def _state_parts(carried: StreamHistory | None) -> list[np.ndarray]:
-    state = None if carried is None else carried.state
-    return [] if state is None else ([state] if isinstance(state, np.ndarray) else list(state))
-
-
-def _stream_tensors(carried: StreamHistory | None) -> dict[str, np.ndarray]:
-    tensors = {f"trainer/state/{index}": part for index, part in enumerate(_state_parts(carried))}
-    if carried is not None and len(carried):
-        tensors["trainer/stream_inputs"] = carried.inputs
-    return tensors
-
-
-def _stream_from_tensors(tensors: dict, parts: int) -> StreamHistory | None:
-    """The carried stream of a checkpoint (one from before streams kept inputs has only the state)."""
-    state = [tensors[f"trainer/state/{index}"] for index in range(parts)]
-    inputs = tensors.get("trainer/stream_inputs")
-    if not state and inputs is None:
-        return None
-    return StreamHistory(None if not state else (state[0] if len(state) == 1 else tuple(state)), inputs)
-
-
-def _buffer_names(tensors: dict, index: int) -> list[str]:
-    prefix = f"optimizer/{index}/"
-    return sorted(name[len(prefix):] for name in tensors if name.startswith(prefix))
-
-
-def _model_config(model) -> dict | None:
-    config = getattr(model, "config", None)
-    return config.to_dict() if config is not None else None
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+        self.state, self.carried, user = restore_training(path, self.model, self.optimizer, self.schedule)
+        return user

@@ -37,7 +37,7 @@ class Conditioned:
     def __len__(self) -> int:
         return len(self.inputs)
 
-    def __getitem__(self, steps: slice) -> "Conditioned":
+    def __getitem__(self, steps: slice) -> Conditioned:
         return Conditioned(self.context, self.inputs[steps])
 
 
@@ -53,7 +53,7 @@ class Padded:
     def __len__(self) -> int:
         return len(self.inputs)
 
-    def __getitem__(self, steps: slice) -> "Padded":
+    def __getitem__(self, steps: slice) -> Padded:
         return Padded(self.inputs[steps], self.mask[steps])
 
 

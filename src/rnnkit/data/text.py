@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -75,11 +75,11 @@ class Vocabulary:
         self.unknown_token = unknown
 
     @classmethod
-    def from_text(cls, text: Iterable[str]) -> "Vocabulary":
+    def from_text(cls, text: Iterable[str]) -> Vocabulary:
         return cls(sorted(set(text)))
 
     @classmethod
-    def from_words(cls, words: Iterable[str], max_size: int) -> "Vocabulary":
+    def from_words(cls, words: Iterable[str], max_size: int) -> Vocabulary:
         """The `max_size - 1` most frequent words, then `<unk>`."""
         if max_size < 2:
             raise ValueError(f"a word vocabulary needs room for at least one word and <unk>, got {max_size}")
