@@ -277,3 +277,21 @@ def test_tied_weights_are_one_parameter():
     with pytest.raises(ValueError, match="tied weights need"):
         NetworkConfig(input_size=9, output_size=9, hidden_size=4, input_kind="embedding", embedding_size=5,
                       tie_weights=True)
+
+
+@pytest.mark.parametrize("after, expected", [(2, [1, 1, 0.5, 0.25, 0.125]), (1, [1, 0.5, 0.25, 0.125, 0.0625]),
+                                             (0, [1, 0.5, 0.25, 0.125, 0.0625])])
+def test_lr_decay_after_m_keeps_m_epochs_at_the_full_rate(after, expected):
+    """char-rnn's --lr-decay-after M: epochs 1..M at the full rate, then one decay per epoch
+    (issue 19: M = 2 gave three undecayed epochs)."""
+    from rnnkit.apps.lm.training import DEFAULTS, learning_rate_schedule
+    from rnnkit.module import Parameter
+    from rnnkit.optim import SGD
+
+    optimizer = SGD([Parameter(np.zeros(2))], lr=1.0)
+    schedule = learning_rate_schedule(optimizer, {**DEFAULTS, "lr_decay": 0.5, "lr_decay_after": after})
+    rates = []
+    for _ in range(5):  # the rate each epoch trains at; the schedule steps once per epoch
+        rates.append(optimizer.lr)
+        schedule.step()
+    assert rates == expected

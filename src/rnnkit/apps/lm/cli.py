@@ -84,7 +84,8 @@ def add_train(verbs) -> None:
     train.add_argument("--clip", type=non_negative_float,
                        help=f"clip the gradient's global norm; 0 = off (default: {D['clip']})")
     train.add_argument("--lr-decay", type=positive_float, help="multiply the rate by this every epoch (char-rnn)")
-    train.add_argument("--lr-decay-after", type=non_negative_int, help="epochs before the decay starts")
+    train.add_argument("--lr-decay-after", type=non_negative_int,
+                       help="epochs at the full rate before the decay starts (char-rnn's learning_rate_decay_after)")
     train.add_argument("--val-frac", type=fraction,
                        help=f"last fraction of the text kept for validation (default: {D['val_frac']})")
     train.add_argument("--eval-every", type=positive_int, help=f"validate and save every N steps "

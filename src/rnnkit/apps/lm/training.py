@@ -148,8 +148,17 @@ def build_trainer(settings: dict, vocabulary: Vocabulary) -> tuple[Trainer, Lang
     k1, k2 = truncation(settings)
     model = SequenceNetwork(network_config(settings, len(vocabulary)), rng=settings["seed"])
     optimizer = OPTIMIZERS[settings["optimizer"]](model.parameters(), lr=settings["lr"])
-    schedule = (StepDecay(optimizer, step_size=1, gamma=settings["lr_decay"], start=settings["lr_decay_after"])
-                if settings["lr_decay"] != 1.0 else None)
+    schedule = learning_rate_schedule(optimizer, settings)
     trainer = Trainer(model, optimizer, softmax_cross_entropy, k1=k1, k2=k2,
                       clip_norm=settings["clip"] or None, schedule=schedule)
     return trainer, LanguageModel(model, vocabulary, settings["tokens"])
+
+
+def learning_rate_schedule(optimizer, settings: dict) -> StepDecay | None:
+    """char-rnn's decay: after `--lr-decay-after M` epochs at the full rate, the rate is multiplied
+    by `--lr-decay` at the end of every epoch, so epoch M + k (1-based) runs at lr * decay**k.
+    Epochs are 0-based inside the schedule, hence start = M - 1 (M = 0 decays from the first
+    epoch's end on, like M = 1, as in char-rnn, which compares the finished epoch with M)."""
+    if settings["lr_decay"] == 1.0:
+        return None
+    return StepDecay(optimizer, step_size=1, gamma=settings["lr_decay"], start=max(settings["lr_decay_after"] - 1, 0))
