@@ -295,3 +295,26 @@ def test_lr_decay_after_m_keeps_m_epochs_at_the_full_rate(after, expected):
         rates.append(optimizer.lr)
         schedule.step()
     assert rates == expected
+
+
+def test_the_training_log_names_each_loss_for_what_it_is(tmp_path, capsys):
+    """The running mean of the training batches, one batch's loss and the validation loss each
+    carry their own name (issue 19: all three were called "loss")."""
+    text_file = tmp_path / "corpus.txt"
+    text_file.write_text(markov_text(3000, 2))
+    options = [*TINY, "--steps", "30", "--eval-every", "20", "--sample-every", "10", "--sample-length", "5"]
+    code, out, err = run_cli("lm", "train", str(text_file), *options, "--out", str(tmp_path / "run"), capsys=capsys)
+    assert code == 0, err
+    assert re.search(r"step 20: train loss \(running mean\) [0-9.]+, val loss [0-9.]+ nats/char", err)
+    assert re.search(r"--- sample at step 10 \(batch loss [0-9.]+\) ---", out)
+    assert re.search(r"--- sample at step 20 \(val loss [0-9.]+\) ---", out)
+
+
+def test_an_unknown_word_is_called_a_word():
+    """Issue 19: an unknown *word* was reported as "characters never seen in training"."""
+    from rnnkit.data.text import Vocabulary
+
+    with pytest.raises(ValueError, match=r"^words 'dog', 'mat' never seen in training$"):
+        Vocabulary(["the", "cat", "sat"]).encode(["the", "dog", "sat", "mat"])
+    with pytest.raises(ValueError, match=r"^characters 'xz' never seen in training$"):
+        Vocabulary(list("abc")).encode(list("axcz"))

@@ -295,3 +295,12 @@ def test_a_validation_score_picks_the_best_weights_and_stops_training():
     assert history[-1]["step"] == 8 and history[-1]["early_stop"]
     for name, value in trainer.best_weights.items():
         np.testing.assert_array_equal(value, kept[name])
+
+
+def test_the_history_counts_updates_as_well_as_steps():
+    """A step is one batch; truncated BPTT makes one update per window (issue 19: the history had
+    no count of updates). Seq-len 20 with k1 = 5: four updates a step."""
+    trainer, batches = issue_19_setup()
+    history = trainer.fit(batches, steps=3)
+    assert [record["updates"] for record in history] == [4, 8, 12]
+    assert trainer.optimizer.state_dict()["step_count"] == 12

@@ -23,9 +23,11 @@ __all__ = ["TrainState", "load_model_weights", "restore_training", "save_trainin
 
 @dataclass
 class TrainState:
-    """Where training stands; saved in every checkpoint."""
+    """Where training stands; saved in every checkpoint. A step is one batch; an update is one
+    optimizer step, and truncated BPTT makes one per window, so a step makes several."""
 
     step: int = 0
+    updates: int = 0  # optimizer updates so far (0 in checkpoints written before it was counted)
     epoch: int = 0
     position: int = 0  # batch index inside the epoch
     best_loss: float | None = None  # of the scheduled evaluations (the end-of-run one: see fit)

@@ -136,6 +136,7 @@ class Trainer:
         self.optimizer.step()
         self.model.zero_grad()
         self._last_grad_norm = norm
+        self.state.updates += 1
 
     # ----------------------------------------------------------------------- evaluation
     def evaluate(self, batches) -> float:
@@ -234,8 +235,8 @@ class Trainer:
         else:
             loss, _ = self.train_step(inputs, targets, mask)
         s.step += 1
-        record = {"step": s.step, "epoch": s.epoch, "loss": loss, "grad_norm": self._last_grad_norm,
-                  "lr": self.optimizer.lr, "seconds": time.perf_counter() - started}
+        record = {"step": s.step, "updates": s.updates, "epoch": s.epoch, "loss": loss,
+                  "grad_norm": self._last_grad_norm, "lr": self.optimizer.lr, "seconds": time.perf_counter() - started}
         self._advance(len(batches))
         return record
 

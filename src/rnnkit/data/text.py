@@ -109,8 +109,7 @@ class Vocabulary:
         try:
             return np.fromiter((self.index[token] for token in tokens), dtype=np.int64)
         except KeyError:
-            unseen = "".join(self.unknown(tokens))
-            raise ValueError(f"characters never seen in training: {unseen!r}") from None
+            raise ValueError(f"{describe_unseen(self.unknown(tokens))} never seen in training") from None
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         return [self.tokens[int(i)] for i in ids]
@@ -123,3 +122,11 @@ def split_train_validation(ids: np.ndarray, validation_fraction: float) -> tuple
         raise ValueError(f"the validation fraction must be in [0, 1), got {validation_fraction}")
     cut = len(ids) - int(round(len(ids) * validation_fraction))
     return ids[:cut], ids[cut:]
+
+
+def describe_unseen(tokens: list[str]) -> str:
+    """"characters 'xy'" or "words 'foo', 'bar'" (the first ten): unknown tokens named as what they are."""
+    if all(len(token) == 1 for token in tokens):
+        return f"characters {''.join(tokens)!r}"
+    shown = ", ".join(repr(token) for token in tokens[:10])
+    return f"words {shown}" + (f" and {len(tokens) - 10} more" if len(tokens) > 10 else "")

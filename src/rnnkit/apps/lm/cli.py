@@ -12,7 +12,7 @@ import numpy as np
 from rnnkit.argtypes import fraction, non_negative_float, non_negative_int, positive_float, positive_int
 from rnnkit.cells.lstm import VARIANTS
 from rnnkit.data.corpora import CORPORA
-from rnnkit.data.text import read_text, tokenize
+from rnnkit.data.text import read_text
 from rnnkit.train import TrainingDiverged
 
 from . import training
@@ -141,9 +141,7 @@ def run_inspect(args) -> int:
 
     model = LanguageModel.load(args.checkpoint)
     text = read_text(args.text_file)[: args.length]
-    unseen = model.vocabulary.unknown(tokenize(text, model.level))
-    if unseen:
-        raise ValueError(f"{args.text_file} has characters the model has never seen: {''.join(unseen)!r}")
+    model.require_known(text, args.text_file)
     summary = write_report(model, text, args.out)
     best = summary["best"]
     print(f"wrote {args.out}: {summary['tokens']:,} tokens, {summary['units']:,} units ranked; the most "
@@ -154,9 +152,7 @@ def run_inspect(args) -> int:
 
 def run_sample(args) -> int:
     model = LanguageModel.load(args.checkpoint)
-    unseen = model.vocabulary.unknown(tokenize(args.prime, model.level))
-    if unseen:
-        raise ValueError(f"--prime has characters the model has never seen: {''.join(unseen)!r}")
+    model.require_known(args.prime, "--prime")
     sys.stdout.write(args.prime)
 
     def stream(character: str) -> None:
@@ -172,9 +168,7 @@ def run_sample(args) -> int:
 def run_eval(args) -> int:
     model = LanguageModel.load(args.checkpoint)
     text = read_text(args.text_file)
-    unseen = model.vocabulary.unknown(tokenize(text, model.level))
-    if unseen:
-        raise ValueError(f"{args.text_file} has characters the model has never seen: {''.join(unseen)!r}")
+    model.require_known(text, args.text_file)
     nats, count = model.loss(text)
     report, unit = model.report(nats), model.unit
     print(f"{report['nats']:.4f} nats/{unit}, {report['bits']:.4f} bits/{unit}, "

@@ -39,10 +39,10 @@ def activations(model: LanguageModel, text: str) -> tuple[list[str], dict, dict]
     if not tokens:
         raise ValueError("the text to inspect is empty")
     ids = model.vocabulary.encode(tokens)
-    model.network.eval()
-    _, _, cache = model.network.forward(ids[:, None])
+    with model.network.evaluating():
+        _, _, cache = model.network.forward(ids[:, None])
     shown, gates = {}, {}
-    for layer, named in cache.rnn.internals().items():
+    for layer, named in cache.internals().items():
         for name, values in named.items():
             values = values[:, 0, :].astype(np.float64)
             if name == "c":

@@ -22,7 +22,7 @@ import numpy as np
 
 from rnnkit.checkpoint import load_checkpoint
 from rnnkit.data.batches import StreamBatches
-from rnnkit.data.text import Vocabulary, detokenize, tokenize
+from rnnkit.data.text import Vocabulary, describe_unseen, detokenize, tokenize
 from rnnkit.init import as_generator
 from rnnkit.module import runs_in_eval_mode
 from rnnkit.network import NetworkConfig, SequenceNetwork
@@ -114,6 +114,13 @@ class LanguageModel:
         return int(rng.choice(len(probabilities), p=probabilities / probabilities.sum()))
 
     # ------------------------------------------------------------------------- evaluation
+    def require_known(self, text: str, where) -> None:
+        """ValueError naming the characters (or words) of `text` that the model has never seen,
+        unless its vocabulary maps them to <unk>; `where` says where the text came from."""
+        unseen = self.vocabulary.unknown(tokenize(text, self.level))
+        if unseen:
+            raise ValueError(f"{where} has {describe_unseen(unseen)} that the model has never seen")
+
     @runs_in_eval_mode("network")
     def loss(self, text: str, *, batch: int = 16, seq_len: int = 256) -> tuple[float, int]:
         """(cross-entropy in nats per token, number of tokens predicted) of `text`, read as

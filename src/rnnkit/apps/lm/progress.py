@@ -1,6 +1,9 @@
-"""What `rnnkit lm train` shows while it trains and when it ends: a progress bar (loss,
-validation loss, tokens per second), a short sample every few hundred steps, and the run's
-history and loss curve."""
+"""What `rnnkit lm train` shows while it trains and when it ends: a progress bar, a short sample
+every few hundred steps, and the run's history and loss curve.
+
+Three losses appear, each named for what it is (nats per token): "train" is a running mean of
+the training batches' losses (an exponential average, weight 0.05 per batch), "batch" one
+batch's loss, "val" the loss on the whole validation text at the last evaluation."""
 
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ def finish(trainer: Trainer, out: Path, tokens: int, seconds: float, unit: str) 
 
 
 class Progress:
-    """A tqdm bar: loss, validation loss and tokens per second."""
+    """A tqdm bar: the running-mean training loss, the last validation loss, tokens per second."""
 
     def __init__(self, settings: dict, batches: StreamBatches):
         from tqdm import tqdm
@@ -55,15 +58,15 @@ class Progress:
         self.smoothed = record["loss"] if self.smoothed is None else 0.95 * self.smoothed + 0.05 * record["loss"]
         self.val = record.get("val_loss", self.val)
         rate = self.tokens * (record["step"] - self.first_step) / max(time.perf_counter() - self.started, 1e-9)
-        postfix = {"loss": f"{self.smoothed:.3f}", "tok/s": f"{rate:,.0f}"}
+        postfix = {"train": f"{self.smoothed:.3f}", "tok/s": f"{rate:,.0f}"}
         if self.val is not None:
             postfix["val"] = f"{self.val:.3f}"
         self.bar.n = record["step"]
         self.bar.set_postfix(postfix, refresh=False)
         self.bar.refresh()
         if self.bar.disable and "val_loss" in record:  # no bar: still report each evaluation
-            print(f"step {record['step']}: loss {self.smoothed:.4f}, validation {self.val:.4f} nats/{self.unit}, "
-                  f"{rate:,.0f} tokens/s", file=sys.stderr)
+            print(f"step {record['step']}: train loss (running mean) {self.smoothed:.4f}, val loss {self.val:.4f} "
+                  f"nats/{self.unit}, {rate:,.0f} tokens/s", file=sys.stderr)
 
     def close(self) -> None:
         self.bar.close()
@@ -85,6 +88,5 @@ class Sampler:
         rng = np.random.default_rng([self.settings["seed"], record["step"]])
         prime = self.settings["prime"] or ""
         text = self.model.generate(self.settings["sample_length"], prime=prime, rng=rng)
-        self.model.network.train()
-        loss = record.get("val_loss", record["loss"])
-        tqdm.write(f"--- sample at step {record['step']} (loss {loss:.3f}) ---\n{prime}{text}\n", file=sys.stdout)
+        loss = (f"val loss {record['val_loss']:.3f}" if "val_loss" in record else f"batch loss {record['loss']:.3f}")
+        tqdm.write(f"--- sample at step {record['step']} ({loss}) ---\n{prime}{text}\n", file=sys.stdout)
