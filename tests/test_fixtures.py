@@ -31,3 +31,20 @@ def test_a_checkpoint_written_before_the_move_predicts_the_same(kind, capsys, mo
         assert code == 0, err
         printed += out if kind == "forecast" else out + err
     assert printed == (FIXTURES / f"{kind}.expected").read_text()
+
+
+def test_the_committed_study_results_resume_with_nothing_left_to_run(tmp_path):
+    """The study's results written before the move (docs/study/odyssey) are read by the moved
+    code as finished trials: running the same study again has nothing to do (no Ray is started)."""
+    import io
+    import shutil
+
+    from rnnkit.apps.study import load_study, run_study
+
+    root = Path(__file__).resolve().parents[1]
+    results = tmp_path / "odyssey"
+    shutil.copytree(root / "docs" / "study" / "odyssey", results)
+    log = io.StringIO()
+    run_study(load_study(root / "examples" / "studies" / "odyssey.toml"), results, stream=log)
+    assert "198 trials" in log.getvalue() and "198 already finished" in log.getvalue()
+    assert log.getvalue().rstrip().endswith("0 to run")
