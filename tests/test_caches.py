@@ -46,3 +46,14 @@ def test_a_network_cache_has_the_internals_of_its_recurrent_stack():  # issue 19
     for layer, named in cache.rnn.internals().items():
         for name, values in named.items():
             np.testing.assert_array_equal(inside[layer][name], values)
+
+
+def test_linear_embedding_and_dropout_backward_without_their_cache_say_what_to_pass():
+    from rnnkit.layers import Dropout, Embedding, Linear
+
+    for layer, forward_input in [(Linear(3, 2, rng=0), np.ones((4, 3))), (Embedding(5, 2, rng=0), np.array([1, 2])),
+                                 (Dropout(0.5, rng=0), np.ones((4, 3)))]:
+        output, _ = layer.forward(forward_input)
+        name = type(layer).__name__
+        with pytest.raises(ValueError, match=rf"^{name}\.backward needs the cache that {name}\.forward returned"):
+            layer.backward(np.ones_like(output), None)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .init import as_generator, uniform_fan
-from .module import Module, Parameter
+from .module import Module, Parameter, check_cache
 
 __all__ = ["Linear", "Embedding", "Dropout", "LinearCache", "EmbeddingCache", "DropoutCache"]
 
@@ -81,6 +81,7 @@ class Linear(Module):
         return y2d.reshape(x.shape[:-1] + (self.out_features,)), LinearCache(x2d, x.shape)
 
     def backward(self, grad_output: np.ndarray, cache: LinearCache) -> np.ndarray:
+        check_cache(self, cache, LinearCache, "y, cache = linear.forward(x)")
         expected = cache.input_shape[:-1] + (self.out_features,)
         grad_output = np.asarray(grad_output, dtype=self.weight.dtype)
         if grad_output.shape != expected:
@@ -141,6 +142,7 @@ class Embedding(Module):
         return self.weight.value[ids], EmbeddingCache(ids)
 
     def backward(self, grad_output: np.ndarray, cache: EmbeddingCache) -> None:
+        check_cache(self, cache, EmbeddingCache, "e, cache = embedding.forward(ids)")
         expected = cache.ids.shape + (self.embedding_dim,)
         grad_output = np.asarray(grad_output, dtype=self.weight.dtype)
         if grad_output.shape != expected:
@@ -186,6 +188,7 @@ class Dropout(Module):
         return x * mask, DropoutCache(mask)
 
     def backward(self, grad_output: np.ndarray, cache: DropoutCache) -> np.ndarray:
+        check_cache(self, cache, DropoutCache, "y, cache = dropout.forward(x)")
         grad_output = np.asarray(grad_output)
         if cache.mask is None:
             return grad_output

@@ -61,8 +61,10 @@ def gaussian_head_loss(outputs: np.ndarray, targets: np.ndarray, mask: np.ndarra
     """The Trainer's `loss_fn(outputs, targets, mask) -> (loss, d_outputs)` for a Gaussian head:
     outputs (T, B, 2) are (mean, log variance), targets (T, B, 1), mask (T, B).
 
-        loss = (1/N) sum_counted 0.5 (v + (y - mu)^2 exp(-v))       (losses.gaussian_nll)
-        d_outputs = [dloss/dmu, dloss/dv] stacked on the last axis"""
+        loss = (1/N) sum_counted 0.5 (log s2 + (y - mu)^2 / s2),  s2 = max(exp(v), eps)
+        d_outputs = [dloss/dmu, dloss/dv] stacked on the last axis
+
+    (losses.gaussian_nll; the variance floor eps = 1e-6, PyTorch's, keeps both finite for any v.)"""
     if outputs.shape[-1] != 2:
         raise ValueError(f"a Gaussian head has 2 outputs (mean, log variance), got {outputs.shape[-1]}")
     loss, grad_mean, grad_log_var = gaussian_nll(outputs[..., :1], outputs[..., 1:], targets, mask)

@@ -42,6 +42,7 @@ import numpy as np
 
 from rnnkit.cells.lstm import VARIANTS as LSTM_VARIANTS
 from rnnkit.files import existing_file
+from rnnkit.init import as_generator
 
 __all__ = ["StudySpec", "Trial", "load_study", "VARIANTS", "HYPERPARAMETERS", "DISTRIBUTIONS"]
 
@@ -84,10 +85,11 @@ class Dimension:
     high: float = 0.0
     value: float | int | None = None
 
-    def draw(self, rng: np.random.Generator):
+    def draw(self, rng: np.random.Generator | int):
+        """One value: the fixed one, or a draw from the distribution with `rng` (a Generator or a seed)."""
         if self.distribution is None:
             return self.value
-        value = DISTRIBUTIONS[self.distribution][1](rng, self.low, self.high)
+        value = DISTRIBUTIONS[self.distribution][1](as_generator(rng), self.low, self.high)
         return int(value) if self.name in INTEGER_HYPERPARAMETERS else value
 
 
