@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rnnkit.network import INPUT_KINDS
 
-from .loading import language_model_metadata, load_network, read_vocabulary
+from .loading import classifier_metadata, language_model_metadata, load_exportable, read_vocabulary
 
 TARGETS = ("onnx", "torch")
 
@@ -13,11 +13,14 @@ TARGETS = ("onnx", "torch")
 def add_parser(tasks) -> None:
     export = tasks.add_parser(
         "export", help="write a trained network as ONNX or as a PyTorch state dict",
-        description="Export the network of a training checkpoint (any SequenceNetwork: a language model, "
-                    "a classifier, ...). --to onnx writes one .onnx graph of the standard LSTM/GRU/RNN "
-                    "operators with the state as inputs and outputs (needs pip install 'rnnkit[onnx]'); "
-                    "--to torch writes a safetensors state dict for torch.nn.Embedding/LSTM/GRU/RNN/Linear, "
-                    "its architecture in the file's metadata (no torch needed).")
+        description="Export the model of a training checkpoint: a language model, a classifier or regressor "
+                    "(rnnkit classify train), a forecaster or any other SequenceNetwork. --to onnx writes one "
+                    ".onnx graph of the standard LSTM/GRU/RNN operators (needs pip install 'rnnkit[onnx]'): a "
+                    "network's takes and returns the state; a classifier's takes a padded batch and its "
+                    "sequence_lens and returns logits (a regressor's: the prediction). --to torch writes a "
+                    "safetensors state dict for torch.nn.Embedding/LSTM/GRU/RNN/Linear, its architecture in "
+                    "the file's metadata (no torch needed). A classifier's vocabulary and labels go into the "
+                    "metadata of both.")
     export.add_argument("checkpoint", metavar="CKPT",
                         help="a checkpoint written by training (e.g. runs/lm/best.safetensors)")
     export.add_argument("--to", required=True, choices=TARGETS, help="the format to write")
@@ -49,18 +52,19 @@ def add_parser(tasks) -> None:
 
 
 def run_export(args) -> int:
-    network, user = load_network(args.checkpoint)
-    language_model = language_model_metadata(user)
+    model, user = load_exportable(args.checkpoint)
+    language_model, classifier = language_model_metadata(user), classifier_metadata(model, user)
     if args.to == "onnx":
         try:
             from .onnx import export_onnx
-            metadata = {"rnnkit.language_model": language_model} if language_model else None
-            export_onnx(network, args.out, metadata=metadata)
+            metadata = {key: value for key, value in (("rnnkit.language_model", language_model),
+                                                      ("rnnkit.classifier", classifier)) if value}
+            export_onnx(model, args.out, metadata=metadata)
         except ImportError as error:  # the optional extra is missing: a user error, one line
             raise ValueError(str(error)) from None
     else:
         from .torch import export_torch
-        export_torch(network, args.out, language_model=language_model)
+        export_torch(model, args.out, language_model=language_model, classifier=classifier)
     print(f"wrote {args.out} ({args.to})")
     return 0
 

@@ -1,5 +1,6 @@
-"""PyTorch interop: a `SequenceNetwork` as a PyTorch state dict, and a PyTorch state dict back
-into an rnnkit checkpoint. Neither direction imports torch: both read and write safetensors.
+"""PyTorch interop: a `SequenceNetwork`, `SequenceClassifier` or `SequenceRegressor` as a
+PyTorch state dict, and a PyTorch state dict back into an rnnkit checkpoint (of a network).
+Neither direction imports torch: both read and write safetensors.
 
 Layout. Our parameter names and gate orders are PyTorch's (LSTM blocks i, f, g, o; GRU r, z, n;
 `weight_ih_l1_reverse` and so on), so the state dict is the network's own, unrenamed:
@@ -12,10 +13,16 @@ Layout. Our parameter names and gate orders are PyTorch's (LSTM blocks i, f, g, 
 
 The file's safetensors metadata "rnnkit.torch" is JSON describing the PyTorch modules to build:
 {"modules": {name: [torch.nn class, args, kwargs]}, "input_kind", "one_hot": V or null,
-"rnnkit.model": our configuration, and for a language model "language_model": {"kind",
-"vocabulary", ...} as its checkpoint records them}, which is what the README's snippet reads
-(tests/test_interop_torch.py runs that snippet). Tied weights (the head reusing the embedding
-matrix) are written under both names, as two equal tensors PyTorch loads untied.
+"head_reads", "rnnkit.model": our NetworkConfig, and for a language model "language_model":
+{"kind", "vocabulary", ...} as its checkpoint records them}, which is what the README's snippet
+reads (tests/test_interop_torch.py runs that snippet). "head_reads" is "every_step" for a
+network (the head maps each step's output) and "final_state" for a classifier or regressor: the
+head reads the top layer's final h, [forward ; reverse], of a padded batch run as a packed
+sequence; theirs also has "classifier": {"task", for a regressor "target_mean" and
+"target_scale" (prediction = mean + scale * y), and from `rnnkit export` the checkpoint's
+"vocabulary", "labels", "tokens", ...} (tests/test_export_classifier.py runs that snippet).
+Tied weights (the head reusing the embedding matrix) are written under both names, as two equal
+tensors PyTorch loads untied.
 
 What PyTorch's layers cannot compute is refused: peepholes and Greff's variants (NP, and V
 without peepholes, are the plain LSTM and fine), the textbook GRU (reset_after=False: PyTorch applies the reset gate
@@ -40,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import safetensors.numpy
 
+from rnnkit.apps.classify.model import SequenceClassifier, SequenceRegressor
 from rnnkit.apps.lm.model import KIND as LANGUAGE_MODEL
 
 from .. import __version__
@@ -59,10 +67,20 @@ RECURRENT_KEY = re.compile(r"(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)(_rever
 
 
 # --------------------------------------------------------------------------------- export
-def torch_modules(network: SequenceNetwork) -> dict:
+def _network_config(model: SequenceNetwork | SequenceClassifier | SequenceRegressor) -> NetworkConfig:
+    """The NetworkConfig of a network, or of a classifier's encoder and head."""
+    if isinstance(model, (SequenceClassifier, SequenceRegressor)):
+        return model.config.network
+    if isinstance(model, SequenceNetwork):
+        return model.config
+    raise ValueError(f"can export a SequenceNetwork, a SequenceClassifier or SequenceRegressor to PyTorch, not "
+                     f"{type(model).__name__}")
+
+
+def torch_modules(model: SequenceNetwork | SequenceClassifier | SequenceRegressor) -> dict:
     """The "rnnkit.torch" description (module docstring); ValueError if PyTorch's layers cannot
-    compute this network."""
-    config = network.config
+    compute this model."""
+    config = _network_config(model)
     if config.layer_norm:
         raise ValueError("a layer-normalised network cannot be exported to PyTorch, whose nn.LSTM/GRU/RNN have "
                          "no layer normalisation (neither has ONNX's LSTM/GRU/RNN)")
@@ -91,22 +109,36 @@ def torch_modules(network: SequenceNetwork) -> dict:
     modules["rnn"] = [TORCH_CLASSES[config.cell], [rnn_input, config.hidden_size, config.num_layers], rnn_kwargs]
     directions = 2 if config.bidirectional else 1
     modules["head"] = ["Linear", [config.hidden_size * directions, config.output_size], {}]
+    many_to_one = not isinstance(model, SequenceNetwork)
     return {"modules": modules, "input_kind": config.input_kind,
             "one_hot": config.input_size if config.input_kind == "one_hot" else None,
-            "rnnkit.model": config.to_dict()}
+            "head_reads": "final_state" if many_to_one else "every_step", "rnnkit.model": config.to_dict()}
 
 
-def export_torch(network: SequenceNetwork, path: str | Path, *, language_model: dict | None = None) -> None:
-    """Write the network's parameters as a PyTorch state dict (safetensors, float32) with the
+def _task(model: SequenceClassifier | SequenceRegressor) -> dict:
+    """What the snippet needs to read a classifier's or regressor's head: the task and the
+    regressor's target scaling (prediction = target_mean + target_scale * y)."""
+    task = {"task": model.config.task}
+    if model.config.task == "regression":
+        task.update(target_mean=model.config.target_mean, target_scale=model.config.target_scale)
+    return task
+
+
+def export_torch(model: SequenceNetwork | SequenceClassifier | SequenceRegressor, path: str | Path, *,
+                 language_model: dict | None = None, classifier: dict | None = None) -> None:
+    """Write the model's parameters as a PyTorch state dict (safetensors, float32) with the
     "rnnkit.torch" metadata; `language_model` (a checkpoint's {"kind", "vocabulary", ...}) is
-    stored there too."""
-    description = torch_modules(network)
+    stored there too. A classifier or regressor also gets "classifier": `classifier` (its
+    vocabulary, labels, tokenizer settings) with its task and target scaling."""
+    description = torch_modules(model)
     if not Path(path).parent.is_dir():
         raise FileNotFoundError(f"cannot write {path}: the folder {Path(path).parent} does not exist")
     if language_model:
         description["language_model"] = dict(language_model)
+    if not isinstance(model, SequenceNetwork):
+        description["classifier"] = {**(classifier or {}), **_task(model)}
     # Module by module, so that a weight the head shares with the embedding is written under both names.
-    parts = [("embedding", getattr(network, "embedding", None)), ("rnn", network.rnn), ("head", network.head)]
+    parts = [("embedding", getattr(model, "embedding", None)), ("rnn", model.rnn), ("head", model.head)]
     tensors = {name: np.array(p.value, dtype=np.float32) for prefix, module in parts if module is not None
                for name, p in module.named_parameters(prefix + ".")}
     safetensors.numpy.save_file(tensors, str(path), metadata={METADATA_KEY: json.dumps(description)})
@@ -271,6 +303,9 @@ def import_torch(source: str | Path, target: str | Path, *, vocabulary: Vocabula
     without an embedding reads its ids as one-hot vectors unless the caller says otherwise.
     `options` go to `network_from_state`."""
     tensors, description = read_state(source)
+    if description.get("head_reads") == "final_state":
+        raise ValueError(f"{source} holds a classifier (its head reads the final state), which import-torch "
+                         "cannot turn back into a network whose head reads every step; keep its rnnkit checkpoint")
     user = dict(description.get("language_model") or {})
     if vocabulary is not None:
         user = {"kind": LANGUAGE_MODEL, "vocabulary": vocabulary.tokens}
