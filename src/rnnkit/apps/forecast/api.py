@@ -209,7 +209,7 @@ def inline_source(series, covariates=None) -> dict:
         raise ValueError(f"a series must be 1-D, got shape {values.shape}; pass one column")
     source = {"values": [None if np.isnan(v) else float(v) for v in values], "name": str(getattr(series, "name", None)
                                                                                         or "series")}
-    index = getattr(series, "index", None)
+    index = getattr(series, "index", None) if hasattr(series, "to_numpy") else None  # a pandas Series's
     if index is not None:
         source.update(time_labels(index))
     if covariates is not None:
