@@ -6,16 +6,9 @@ import sys
 from pathlib import Path
 
 from rnnkit.argtypes import non_negative_int, positive_float, positive_int
-from rnnkit.data.batches import ExampleBatches
-from rnnkit.losses import softmax_cross_entropy
-from rnnkit.network import NetworkConfig
-from rnnkit.optim import Adam
-from rnnkit.train import Trainer
 
-from .data import DIGIT_WORDS, caption_split, teacher_forced_captions
-from .model import KIND, Captioner, CaptionerConfig
-
-MAX_WORDS = 8
+from .api import SETTINGS, ImageCaptioner
+from .data import DIGIT_WORDS, caption_split, word_vocabulary
 
 
 def add_parser(tasks) -> None:
@@ -45,11 +38,12 @@ def add_parser(tasks) -> None:
     describe.set_defaults(run=run_describe)
 
 
-def held_out_scores(model: Captioner, vocabulary: list[str], images, captions, indices, beam: int):
+def held_out_scores(captioner: ImageCaptioner, images, captions, indices, beam: int):
+    """(caption exact match, digit accuracy) of the images at `indices`."""
+    written = captioner.describe(images[indices], beam=beam)
     exact = digit = 0
-    for i in indices:
-        words = [vocabulary[k] for k in model.decode(images[i], max_length=MAX_WORDS, beam=beam)]
-        truth = captions[i].split()
+    for words, i in zip(written, indices):
+        words, truth = words.split(), captions[i].split()
         exact += words == truth
         digit += any(w in DIGIT_WORDS for w in words) and [w for w in words if w in DIGIT_WORDS][-1] == truth[-1]
     return exact / len(indices), digit / len(indices)
@@ -57,29 +51,23 @@ def held_out_scores(model: Captioner, vocabulary: list[str], images, captions, i
 
 def run_train(args) -> int:
     images, _, captions, train, test = caption_split()
-    vocabulary, inputs, targets, mask = teacher_forced_captions(captions)
-    decoder = NetworkConfig(len(vocabulary), len(vocabulary), cell=args.cell, hidden_size=args.hidden,
-                            num_layers=args.layers, input_kind="embedding", embedding_size=args.embed)
-    model = Captioner(CaptionerConfig(images.shape[1], decoder), rng=args.seed)
-    trainer = Trainer(model, Adam(model.parameters(), lr=args.lr), softmax_cross_entropy, clip_norm=5.0)
-    batches = ExampleBatches(inputs[train], targets[train], mask=mask[train], context=images[train],
-                             batch_size=64, seed=args.seed)
+    settings = {key: getattr(args, key) for key in SETTINGS}
     print(f"training a captioner ({args.cell} decoder, {args.hidden} units) on {len(train)} digit images, "
-          f"vocabulary {len(vocabulary)} words", file=sys.stderr)
+          f"vocabulary {len(word_vocabulary(captions))} words", file=sys.stderr)
     out = Path(args.out)
-    trainer.fit(batches, epochs=args.epochs, checkpoint_dir=out, metadata={"kind": KIND, "vocabulary": vocabulary})
-    exact, digit = held_out_scores(model, vocabulary, images, captions, test, args.beam)
+    captioner = ImageCaptioner(**settings).fit(images[train], [captions[i] for i in train], checkpoint_dir=out)
+    exact, digit = held_out_scores(captioner, images, captions, test, args.beam)
     print(f"held-out ({len(test)} images): caption exact match {exact:.1%}, digit accuracy {digit:.1%}; "
           f"checkpoint {out / 'last.safetensors'}")
     return 0
 
 
 def run_describe(args) -> int:
-    model, vocabulary = Captioner.load(args.checkpoint)
+    captioner = ImageCaptioner.load(args.checkpoint)
     images, _, captions, _, test = caption_split()
     for i in args.index:
         if i >= len(test):
             raise ValueError(f"--index {i} is outside the {len(test)} held-out images")
-        words = [vocabulary[k] for k in model.decode(images[test[i]], max_length=MAX_WORDS, beam=args.beam)]
-        print(f"image {i}: {' '.join(words)!r} (truth: {captions[test[i]]!r})")
+    for i, words in zip(args.index, captioner.describe(images[test[args.index]], beam=args.beam)):
+        print(f"image {i}: {words!r} (truth: {captions[test[i]]!r})")
     return 0

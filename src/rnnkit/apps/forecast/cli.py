@@ -12,9 +12,10 @@ import numpy as np
 
 from rnnkit.argtypes import fraction, non_negative_float, non_negative_int, positive_float, positive_int
 
-from .model import TARGETS, Forecaster
+from .api import train_forecaster
+from .model import TARGETS
 from .series import NAMED_SERIES, future_time_labels
-from .settings import CSV_OPTIONS, DEFAULTS, data_source, load_checked, load_with_data, settings_from
+from .settings import CSV_OPTIONS, DEFAULTS, data_source, load_with_data, settings_from
 
 
 def add_parser(tasks) -> None:
@@ -137,27 +138,19 @@ def column_list(text: str) -> list[str]:
 def run_train(args) -> int:
     source = data_source(args.csv_file, args.dataset, csv_options(args))
     settings = settings_from(vars(args), args.dataset)
-    series, split = load_checked(source, settings, settings["horizon"])
-    if len(series) - split.test_start < settings["horizon"]:
-        raise ValueError(f"the test part has {len(series) - split.test_start} values, fewer than --horizon "
-                         f"{settings['horizon']}; use a larger --test-frac or a shorter --horizon")
-    out = Path(args.out or Path("runs/forecast") / series.name)
-    forecaster = Forecaster.build(settings["window"], target=settings["target"], season=settings["season"],
-                                  probabilistic=settings["loss"] == "gaussian", covariates=series.covariate_names,
-                                  cell=settings["cell"], hidden_size=settings["hidden"], num_layers=settings["layers"],
-                                  dropout=settings["dropout"], members=settings["ensemble"], seed=settings["seed"])
     count, cell = settings["ensemble"], settings["cell"].upper()
-    networks = f"{count} {cell}s" if count > 1 else f"an {cell}" if cell != "GRU" else "a GRU"
-    print(f"training {networks} of {settings['layers']} x {settings['hidden']} on {series.name}: "
-          f"{len(series)} values, train {split.train_end}, validation {split.validation_end - split.train_end}, test "
-          f"{len(series) - split.test_start}; window {settings['window']}, target {settings['target']}, "
-          f"{forecaster.network.num_parameters():,} parameters{' each' if count > 1 else ''}", file=sys.stderr)
+
+    def announce(forecaster, series, split) -> None:
+        networks = f"{count} {cell}s" if count > 1 else f"an {cell}" if cell != "GRU" else "a GRU"
+        print(f"training {networks} of {settings['layers']} x {settings['hidden']} on {series.name}: "
+              f"{len(series)} values, train {split.train_end}, validation {split.validation_end - split.train_end}, "
+              f"test {len(series) - split.test_start}; window {settings['window']}, target {settings['target']}, "
+              f"{forecaster.network.num_parameters():,} parameters{' each' if count > 1 else ''}", file=sys.stderr)
+
     started = time.perf_counter()
-    history = forecaster.fit(series.values, series.covariates, train_end=split.train_end,
-                             validation_end=split.validation_end, steps=settings["steps"],
-                             max_seconds=settings["minutes"] * 60 if settings["minutes"] else None,
-                             batch_size=settings["batch"], lr=settings["lr"], clip_norm=settings["clip"] or None,
-                             eval_every=settings["eval_every"], patience=settings["patience"], seed=settings["seed"])
+    forecaster, series, _ = train_forecaster(source, settings, on_start=announce)
+    history = forecaster.history
+    out = Path(args.out or Path("runs/forecast") / series.name)
     out.mkdir(parents=True, exist_ok=True)
     forecaster.save(out / "model.safetensors", {"source": source, "settings": settings})
     (out / "history.json").write_text(json.dumps(history, indent=1))

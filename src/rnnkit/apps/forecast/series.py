@@ -147,10 +147,14 @@ def read_csv(path: str | Path, column: str, *, time_column: str | None = None,
 
 
 def load_series(source: dict, *, fill: bool = False, season: int | None = None) -> Series:
-    """A series from a source description: {"dataset": name} or {"csv": path, "column": ...,
-    "time_column": ..., "covariates": [...]}; checked (and filled if asked) by `check_finite`."""
+    """A series from a source description: {"dataset": name}, {"csv": path, "column": ...,
+    "time_column": ..., "covariates": [...]}, or the values themselves ({"values": [...],
+    "name", "time", "covariates", "covariate_names"}: a series given to the Python API);
+    checked (and filled if asked) by `check_finite`."""
     if source.get("dataset"):
         series = load_named(source["dataset"])
+    elif "values" in source:
+        series = inline_series(source)
     else:
         series = read_csv(source["csv"], source["column"], time_column=source.get("time_column"),
                           covariates=source.get("covariates") or ())
@@ -160,6 +164,16 @@ def load_series(source: dict, *, fill: bool = False, season: int | None = None) 
         series = Series(series.name, series.values, series.covariates, series.covariate_names, series.time,
                         season, series.source)
     return check_finite(series, fill=fill)
+
+
+def inline_series(source: dict) -> Series:
+    """The series a source of values describes (NaN stands for a missing value)."""
+    values = np.array([math.nan if v is None else v for v in source["values"]], dtype=np.float64)
+    names = tuple(source.get("covariate_names") or ())
+    covariates = np.array(source.get("covariates") or np.zeros((len(values), 0)), dtype=np.float64)
+    covariates = covariates.reshape(len(values), len(names))
+    time = None if source.get("time") is None else np.array(source["time"])
+    return Series(source.get("name") or "series", values, covariates, names, time, 1, source)
 
 
 # ----------------------------------------------------------------------------- gaps, fill

@@ -6,13 +6,9 @@ import sys
 from pathlib import Path
 
 from rnnkit.argtypes import fraction, non_negative_int, positive_float, positive_int
-from rnnkit.data.batches import ExampleBatches
-from rnnkit.losses import softmax_cross_entropy
-from rnnkit.optim import Adam
-from rnnkit.schedules import CosineDecay
-from rnnkit.train import Trainer
 
-from .model import KIND, Seq2Seq, Seq2SeqConfig, exact_match
+from .api import SETTINGS, Translator, train_seq2seq
+from .model import exact_match
 from .pairs import TASKS, PairVocabulary, training_pairs
 
 
@@ -53,29 +49,18 @@ def add_parser(tasks) -> None:
 def run_train(args) -> int:
     train, test, name = training_pairs(args.data, args.task, args.examples, args.test_frac, args.seed)
     vocabulary = PairVocabulary.from_pairs(train + test)
-    sources, inputs, targets, mask = vocabulary.arrays(train)
-    config = Seq2SeqConfig(len(vocabulary), cell=args.cell, hidden_size=args.hidden, num_layers=args.layers,
-                           embedding_size=args.embed)
-    model = Seq2Seq(config, rng=args.seed)
-    batches = ExampleBatches(inputs, targets, mask=mask, context=sources, batch_size=args.batch, seed=args.seed)
-    optimizer = Adam(model.parameters(), lr=args.lr)
-    # The rate falls to zero along a cosine over the run: large steps early, fine ones at the end
-    # (with a constant rate the accuracy on addition kept jumping around 98 %).
-    schedule = CosineDecay(optimizer, total_steps=args.epochs * len(batches))
-    trainer = Trainer(model, optimizer, softmax_cross_entropy, clip_norm=5.0, schedule=schedule,
-                      schedule_unit="step")
     print(f"training an encoder-decoder ({args.cell}, {args.hidden} units) on {len(train):,} pairs of {name}",
           file=sys.stderr)
-    max_length = max(len(target) for _, target in train + test) + 2
     out = Path(args.out)
 
     def report(t, record):
         if t.state.position == 0:  # the step that ended an epoch
             print(f"epoch {record['epoch'] + 1}: loss {record['loss']:.4f}", file=sys.stderr)
 
-    trainer.callbacks.append(report)
-    trainer.fit(batches, epochs=args.epochs, checkpoint_dir=out,
-                metadata={"kind": KIND, "vocabulary": vocabulary.tokens, "max_length": max_length})
+    settings = {key: getattr(args, key) for key in SETTINGS}
+    max_length = max(len(target) for _, target in train + test) + 2
+    model, _, _ = train_seq2seq(train, vocabulary, settings, max_length=max_length, checkpoint_dir=out,
+                                callbacks=(report,))
     accuracy = exact_match(model, vocabulary, test, args.beam, max_length)
     print(f"held-out exact match: {accuracy:.2%} of {len(test):,} pairs; checkpoint {out / 'last.safetensors'}")
     for source, target in test[:3]:
@@ -86,11 +71,8 @@ def run_train(args) -> int:
 
 
 def run_translate(args) -> int:
-    model, vocabulary, max_length = Seq2Seq.load(args.checkpoint)
+    translator = Translator.load(args.checkpoint)
     sources = args.sources or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    for number, source in enumerate(sources, start=1):
-        if not source:
-            raise ValueError(f"source {number} is empty")
-        ids = vocabulary.sources([source])[0]  # raises on characters outside the vocabulary
-        print(vocabulary.decode(model.decode(ids, max_length=max_length, beam=args.beam)))
+    for translation in translator.translate(sources, beam=args.beam):
+        print(translation)
     return 0
