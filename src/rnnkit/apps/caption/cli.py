@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from rnnkit.argtypes import non_negative_int, positive_float, positive_int
+from rnnkit.argtypes import finite_float, non_negative_int, positive_float, positive_int
 from rnnkit.data.batches import ExampleBatches
 from rnnkit.losses import softmax_cross_entropy
 from rnnkit.network import NetworkConfig
@@ -26,6 +26,9 @@ def add_parser(tasks) -> None:
                              description="Train a captioner; prints caption exact-match and digit accuracy on "
                                          "the held-out 20 %% of the images.")
     train.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm", help="decoder cell (default: lstm)")
+    train.add_argument("--forget-bias", type=finite_float, default=0.0,
+                       help="added to the LSTM's forget-gate bias at initialisation; 1 starts the gate open "
+                            "(Gers et al. 2000) (default: 0, PyTorch's)")
     train.add_argument("--hidden", type=positive_int, default=128, help="decoder units (default: 128)")
     train.add_argument("--layers", type=positive_int, default=1, help="decoder layers (default: 1)")
     train.add_argument("--embed", type=positive_int, default=16, help="word embedding size (default: 16)")
@@ -59,7 +62,8 @@ def run_train(args) -> int:
     images, _, captions, train, test = caption_split()
     vocabulary, inputs, targets, mask = teacher_forced_captions(captions)
     decoder = NetworkConfig(len(vocabulary), len(vocabulary), cell=args.cell, hidden_size=args.hidden,
-                            num_layers=args.layers, input_kind="embedding", embedding_size=args.embed)
+                            num_layers=args.layers, input_kind="embedding", embedding_size=args.embed,
+                            forget_bias=args.forget_bias)
     model = Captioner(CaptionerConfig(images.shape[1], decoder), rng=args.seed)
     trainer = Trainer(model, Adam(model.parameters(), lr=args.lr), softmax_cross_entropy, clip_norm=5.0)
     batches = ExampleBatches(inputs[train], targets[train], mask=mask[train], context=images[train],

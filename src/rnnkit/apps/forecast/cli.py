@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.argtypes import fraction, non_negative_float, non_negative_int, positive_float, positive_int
+from rnnkit.argtypes import finite_float, fraction, non_negative_float, non_negative_int, positive_float, positive_int
 
 from .model import TARGETS, Forecaster
 from .series import NAMED_SERIES, future_time_labels
@@ -82,6 +82,9 @@ def add_train(verbs) -> None:
                                                                    "log-likelihood (intervals); mse: the mean only "
                                                                    f"(default: {D['loss']})")
     model.add_argument("--cell", choices=("lstm", "gru", "rnn"), help=f"recurrent cell (default: {D['cell']})")
+    model.add_argument("--forget-bias", type=finite_float,
+                       help="added to the LSTM's forget-gate bias at initialisation; 1 starts the gate open "
+                            f"(Gers et al. 2000) (default: {D['forget_bias']}, PyTorch's)")
     model.add_argument("--hidden", type=positive_int, help=f"hidden units per layer (default: {D['hidden']})")
     model.add_argument("--layers", type=positive_int, help=f"stacked layers (default: {D['layers']})")
     model.add_argument("--dropout", type=fraction, help=f"dropout before the head (default: {D['dropout']})")
@@ -145,7 +148,8 @@ def run_train(args) -> int:
     forecaster = Forecaster.build(settings["window"], target=settings["target"], season=settings["season"],
                                   probabilistic=settings["loss"] == "gaussian", covariates=series.covariate_names,
                                   cell=settings["cell"], hidden_size=settings["hidden"], num_layers=settings["layers"],
-                                  dropout=settings["dropout"], members=settings["ensemble"], seed=settings["seed"])
+                                  dropout=settings["dropout"], members=settings["ensemble"], seed=settings["seed"],
+                                  forget_bias=settings["forget_bias"])
     count, cell = settings["ensemble"], settings["cell"].upper()
     networks = f"{count} {cell}s" if count > 1 else f"an {cell}" if cell != "GRU" else "a GRU"
     print(f"training {networks} of {settings['layers']} x {settings['hidden']} on {series.name}: "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from rnnkit.argtypes import fraction, non_negative_int, positive_float, positive_int
+from rnnkit.argtypes import finite_float, fraction, non_negative_int, positive_float, positive_int
 from rnnkit.data.batches import ExampleBatches
 from rnnkit.losses import softmax_cross_entropy
 from rnnkit.optim import Adam
@@ -31,6 +31,9 @@ def add_parser(tasks) -> None:
     train.add_argument("--test-frac", type=fraction, default=0.1,
                        help="held-out fraction of a TSV file (default: 0.1; generated tasks hold out 1000)")
     train.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm", help="(default: lstm)")
+    train.add_argument("--forget-bias", type=finite_float, default=0.0,
+                       help="added to the LSTMs' forget-gate bias at initialisation; 1 starts the gate open "
+                            "(Gers et al. 2000) (default: 0, PyTorch's)")
     train.add_argument("--hidden", type=positive_int, default=128, help="units (default: 128)")
     train.add_argument("--layers", type=positive_int, default=1, help="layers (default: 1)")
     train.add_argument("--embed", type=positive_int, default=32, help="character embedding size (default: 32)")
@@ -55,7 +58,7 @@ def run_train(args) -> int:
     vocabulary = PairVocabulary.from_pairs(train + test)
     sources, inputs, targets, mask = vocabulary.arrays(train)
     config = Seq2SeqConfig(len(vocabulary), cell=args.cell, hidden_size=args.hidden, num_layers=args.layers,
-                           embedding_size=args.embed)
+                           embedding_size=args.embed, forget_bias=args.forget_bias)
     model = Seq2Seq(config, rng=args.seed)
     batches = ExampleBatches(inputs, targets, mask=mask, context=sources, batch_size=args.batch, seed=args.seed)
     optimizer = Adam(model.parameters(), lr=args.lr)
