@@ -195,14 +195,15 @@ class SequenceNetwork(Module):
         outputs, _ = self.head.forward(hidden)
         return outputs, state
 
-    def backward(self, d_outputs: np.ndarray, cache: NetworkCache, d_state=None):
+    def backward(self, d_outputs: np.ndarray, cache: NetworkCache, d_state=None, *, record=None):
         """d_outputs: dL/d(outputs) (T, B, output_size); cache: what `forward` returned with
         them; d_state: dL/d(final state) or None. Adds every parameter's gradient into its
-        `.grad`; returns (dL/d(inputs) for feature inputs, else None; dL/d(initial state))."""
+        `.grad`; returns (dL/d(inputs) for feature inputs, else None; dL/d(initial state)).
+        record: every state gradient of the recurrent stack (`RecurrentLayer.backward`)."""
         check_cache(self, cache, NetworkCache, "outputs, state, cache = network.forward(inputs)")
         d_dropped = self.head.backward(d_outputs, cache.head)
         d_hidden = self.dropout.backward(d_dropped, cache.drop)
-        d_encoded, d_state0 = self.rnn.backward(d_hidden, cache.rnn, d_state)
+        d_encoded, d_state0 = self.rnn.backward(d_hidden, cache.rnn, d_state, record=record)
         if self.config.input_kind == "embedding":
             self.embedding.backward(d_encoded, cache.embed)
             return None, d_state0

@@ -38,6 +38,7 @@ is a window (a part of one when k2 > k1). Eval mode draws nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -253,12 +254,15 @@ class RecurrentLayer(Module):
         return layer_input, self._pack(finals)
 
     # -------------------------------------------------------------------------- backward
-    def backward(self, dy: np.ndarray | None, cache: SequenceCache, dstate=None):
+    def backward(self, dy: np.ndarray | None, cache: SequenceCache, dstate=None, *, record=None):
         """Backpropagation through time for the whole stack.
 
         dy: dL/dy in y's shape (None if only the final state was used); dstate: dL/d(final
         state) in the state's format (None for zero). Adds every parameter's gradient into its
-        `.grad` and returns (dL/dx in x's shape, dL/d(initial state) in the state's format)."""
+        `.grad` and returns (dL/dx in x's shape, dL/d(initial state) in the state's format).
+        record: None, or record(key, position, d_state) called with every state gradient the
+        loop carries, key "l0" / "l0_reverse" as in `internals()` (`rnnkit.timeloop`; this is
+        what `rnnkit.gradient_flow` reads)."""
         check_cache(self, cache, SequenceCache, "y, state, cache = layer.forward(x)")
         first = cache.cells[0][0]
         steps, batch = first.x.shape[:2]
@@ -279,8 +283,10 @@ class RecurrentLayer(Module):
                 columns = slice(direction * self.hidden_size, (direction + 1) * self.hidden_size)
                 d_out = None if d_layer is None else d_layer[:, :, columns]
                 d_end = tuple(component[index] for component in d_final)
+                key = f"l{layer}" + ("_reverse" if direction else "")
                 dx, d_start = backward_sequence(cell, d_out, d_end, cache.cells[layer][direction],
-                                                reverse=direction == 1)
+                                                reverse=direction == 1,
+                                                record=None if record is None else partial(record, key))
                 for target, value in zip(d_initial, d_start):
                     target[index] = value
                 d_input = dx if d_input is None else d_input + dx
