@@ -40,9 +40,12 @@ def _flow_panel(axes, runs: list[CellRun], which: str, title: str) -> None:
         reference = run.trained is None  # PyTorch's LSTM, drawn for comparison at initialisation
         colour = "tab:purple" if reference else COLOURS.get(run.cell, "black")
         lags = np.arange(len(norms["h"]))
-        axes.plot(lags, _positive(norms["h"]), color=colour, label=f"{run.label}: h", linewidth=1.6)
+        label = run.label
+        if which == "trained" and run.losses:  # did it learn the task? (guessing scores 0.167)
+            label += f" (loss {np.mean(run.losses[-10:]):.3f})"
+        axes.plot(lags, _positive(norms["h"]), color=colour, label=f"{label}: h", linewidth=1.6)
         if "c" in norms:
-            axes.plot(lags, _positive(norms["c"]), color=colour, linestyle="--", label=f"{run.label}: c",
+            axes.plot(lags, _positive(norms["c"]), color=colour, linestyle="--", label=f"{label}: c",
                       linewidth=1.2)
     axes.set_yscale("log")
     axes.set_xlabel("lag k (steps back from the loss at T)")
