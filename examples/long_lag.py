@@ -62,11 +62,11 @@ def solve(task, cell, steps, hidden=32, batch=64, max_sequences=300_000, lr=0.01
     generate, inputs_size, outputs_size, loss_fn, correct = TASKS[task]
     rng = np.random.default_rng(seed)
     test_inputs, test_targets = generate(np.random.default_rng(seed + 1), 1000, steps)
-    model = SequenceNetwork(NetworkConfig(inputs_size, outputs_size, cell=cell, hidden_size=hidden), rng=seed)
-    if cell == "lstm":
-        # Start with the forget gate open (Gers et al. 2000): the cell remembers by default and
-        # learns what to forget, instead of having to learn to remember at all.
-        model.rnn.bias_ih_l0.value[hidden:2 * hidden] += forget_bias
+    # The LSTM starts with its forget gate open (Gers et al. 2000): the cell remembers by default
+    # and learns what to forget, instead of having to learn to remember at all.
+    config = NetworkConfig(inputs_size, outputs_size, cell=cell, hidden_size=hidden,
+                           forget_bias=forget_bias if cell == "lstm" else 0.0)
+    model = SequenceNetwork(config, rng=seed)
     trainer = Trainer(model, Adam(model.parameters(), lr=lr), loss_fn, clip_norm=1.0)
     mask = last_step_mask(steps, batch)
     for update in range(1, max_sequences // batch + 1):

@@ -30,6 +30,7 @@ KINDS = {
     "fraction": (lambda v: _real(v) and 0 <= v < 1, "a fraction in [0, 1)"),
     "probability": (lambda v: _real(v) and 0 < v < 1, "a probability in (0, 1)"),
     "bool": (lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
+    "finite_float": (_real, "a number"),
 }
 
 

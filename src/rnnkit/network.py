@@ -36,7 +36,9 @@ class NetworkConfig:
     Wolf 2017): logits_t = E h_t + b, so one (V, H) matrix reads and writes tokens.
     layer_norm: layer-normalised cells (Ba et al. 2016); input_dropout / recurrent_dropout:
     variational dropout (Gal & Ghahramani 2016) on each cell's input and on the state W_hh
-    reads, one mask per sequence (see `rnnkit.recurrent`); `dropout` stays per step."""
+    reads, one mask per sequence (see `rnnkit.recurrent`); `dropout` stays per step.
+    forget_bias: added to the LSTM's forget-gate bias at initialisation (`rnnkit.LSTM`); 0 is
+    PyTorch's initialisation, and what a configuration written before the option reads as."""
 
     input_size: int
     output_size: int
@@ -55,6 +57,7 @@ class NetworkConfig:
     layer_norm: bool = False
     input_dropout: float = 0.0
     recurrent_dropout: float = 0.0
+    forget_bias: float = 0.0
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -70,6 +73,9 @@ class NetworkConfig:
         for name in ("dropout", "input_dropout", "recurrent_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.forget_bias and self.cell != "lstm":
+            raise ValueError(f"forget_bias is the LSTM's forget-gate bias; a {self.cell.upper()} has no forget "
+                             "gate, so leave it at 0")
         if self.layer_norm and self.cell == "gru" and not self.reset_after:
             raise ValueError("layer_norm needs the PyTorch GRU (reset_after=True), not the textbook one")
         if self.tie_weights:
@@ -94,7 +100,7 @@ class NetworkConfig:
         shared = {"layer_norm": self.layer_norm, "input_dropout": self.input_dropout,
                   "recurrent_dropout": self.recurrent_dropout}
         if self.cell == "lstm":
-            return {"peephole": self.peephole, "variant": self.variant, **shared}
+            return {"peephole": self.peephole, "variant": self.variant, "forget_bias": self.forget_bias, **shared}
         if self.cell == "gru":
             return {"reset_after": self.reset_after, **shared}
         return {"nonlinearity": self.nonlinearity, **shared}
@@ -189,14 +195,15 @@ class SequenceNetwork(Module):
         outputs, _ = self.head.forward(hidden)
         return outputs, state
 
-    def backward(self, d_outputs: np.ndarray, cache: NetworkCache, d_state=None):
+    def backward(self, d_outputs: np.ndarray, cache: NetworkCache, d_state=None, *, record=None):
         """d_outputs: dL/d(outputs) (T, B, output_size); cache: what `forward` returned with
         them; d_state: dL/d(final state) or None. Adds every parameter's gradient into its
-        `.grad`; returns (dL/d(inputs) for feature inputs, else None; dL/d(initial state))."""
+        `.grad`; returns (dL/d(inputs) for feature inputs, else None; dL/d(initial state)).
+        record: every state gradient of the recurrent stack (`RecurrentLayer.backward`)."""
         check_cache(self, cache, NetworkCache, "outputs, state, cache = network.forward(inputs)")
         d_dropped = self.head.backward(d_outputs, cache.head)
         d_hidden = self.dropout.backward(d_dropped, cache.drop)
-        d_encoded, d_state0 = self.rnn.backward(d_hidden, cache.rnn, d_state)
+        d_encoded, d_state0 = self.rnn.backward(d_hidden, cache.rnn, d_state, record=record)
         if self.config.input_kind == "embedding":
             self.embedding.backward(d_encoded, cache.embed)
             return None, d_state0

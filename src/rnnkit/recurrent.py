@@ -38,6 +38,7 @@ is a window (a part of one when k2 > k1). Eval mode draws nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -253,12 +254,15 @@ class RecurrentLayer(Module):
         return layer_input, self._pack(finals)
 
     # -------------------------------------------------------------------------- backward
-    def backward(self, dy: np.ndarray | None, cache: SequenceCache, dstate=None):
+    def backward(self, dy: np.ndarray | None, cache: SequenceCache, dstate=None, *, record=None):
         """Backpropagation through time for the whole stack.
 
         dy: dL/dy in y's shape (None if only the final state was used); dstate: dL/d(final
         state) in the state's format (None for zero). Adds every parameter's gradient into its
-        `.grad` and returns (dL/dx in x's shape, dL/d(initial state) in the state's format)."""
+        `.grad` and returns (dL/dx in x's shape, dL/d(initial state) in the state's format).
+        record: None, or record(key, position, d_state) called with every state gradient the
+        loop carries, key "l0" / "l0_reverse" as in `internals()` (`rnnkit.timeloop`; this is
+        what `rnnkit.gradient_flow` reads)."""
         check_cache(self, cache, SequenceCache, "y, state, cache = layer.forward(x)")
         first = cache.cells[0][0]
         steps, batch = first.x.shape[:2]
@@ -279,8 +283,10 @@ class RecurrentLayer(Module):
                 columns = slice(direction * self.hidden_size, (direction + 1) * self.hidden_size)
                 d_out = None if d_layer is None else d_layer[:, :, columns]
                 d_end = tuple(component[index] for component in d_final)
+                key = f"l{layer}" + ("_reverse" if direction else "")
                 dx, d_start = backward_sequence(cell, d_out, d_end, cache.cells[layer][direction],
-                                                reverse=direction == 1)
+                                                reverse=direction == 1,
+                                                record=None if record is None else partial(record, key))
                 for target, value in zip(d_initial, d_start):
                     target[index] = value
                 d_input = dx if d_input is None else d_input + dx
@@ -321,20 +327,23 @@ class LSTM(RecurrentLayer):
 
     peephole: diagonal peephole weights (Gers & Schmidhuber). variant: one of Greff et al.'s
     "V" (vanilla: peephole LSTM), "NIG", "NFG", "NOG", "NIAF", "NOAF", "NP", "CIFG", "FGR";
-    gate_activation / cell_activation: sigmoid / tanh by default. layer_norm, input_dropout,
-    recurrent_dropout: see the module docstring."""
+    gate_activation / cell_activation: sigmoid / tanh by default. forget_bias: a constant added
+    to the forget gate's bias at initialisation (on bias_ih; 0, the default, is PyTorch's
+    initialisation; 1 is Gers et al.'s and Jozefowicz et al.'s advice; NFG refuses a non-zero
+    one; `rnnkit.cells.lstm` for CIFG). layer_norm, input_dropout, recurrent_dropout: see the
+    module docstring."""
 
     cell_class = LSTMCell
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, peephole=None, variant=None,
                  gate_activation="sigmoid", cell_activation="tanh", input_dropout=0.0, recurrent_dropout=0.0,
-                 layer_norm=False, dtype=np.float32, rng=0):
-        self.variant, self.peephole = variant, peephole
+                 layer_norm=False, forget_bias=0.0, dtype=np.float32, rng=0):
+        self.variant, self.peephole, self.forget_bias = variant, peephole, forget_bias
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          input_dropout=input_dropout, recurrent_dropout=recurrent_dropout, layer_norm=layer_norm,
                          dtype=dtype, rng=rng, peephole=peephole, variant=variant,
-                         gate_activation=gate_activation, cell_activation=cell_activation)
+                         gate_activation=gate_activation, cell_activation=cell_activation, forget_bias=forget_bias)
 
 
 class GRU(RecurrentLayer):

@@ -26,6 +26,15 @@ When a cell has a compiled kernel (`cell.fused()`, see `rnnkit.kernels`), each f
 the whole direction to it: the same steps (projection, loop, weight gradients, dx), compiled,
 in one call per sequence. Masked (padded) sequences always run here.
 
+Recording. `backward_sequence(..., record=f)` calls f(position, dL/dstate) for every state the
+loop passes through, the whole state gradient as it stands (the output's own gradient
+included): the gradient the loop carries, for the measurement of gradient flow
+(`rnnkit.gradient_flow`). `position` counts boundaries between inputs in x's order: the forward
+direction's state after reading x_0 .. x_{t-1} is at t (its initial state at 0), a reverse
+direction's state after reading x_t .. x_{T-1} is at t (its initial state at T). Without f the
+loop pays one `is None` test per step. With f the NumPy loop runs even where a compiled kernel
+exists (it reports nothing per step); it reads the kernel's cache, whose layout is the same.
+
 Padding. With a mask m (T, B) of real steps, a padded step leaves the state as it was,
 
     state_t = state_{t-1}            where m_t = 0
@@ -37,6 +46,8 @@ the held rows into them. Masked batches run the NumPy loop, not the fused kernel
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -79,17 +90,20 @@ def forward_sequence(cell: Cell, x: np.ndarray, state0: State, reverse: bool = F
     return (outputs[::-1] if reverse else outputs), state, cache
 
 
-def backward_sequence(cell: Cell, d_outputs: np.ndarray | None, d_state: State, cache, reverse: bool = False):
+def backward_sequence(cell: Cell, d_outputs: np.ndarray | None, d_state: State, cache, reverse: bool = False,
+                      record: Callable[[int, State], None] | None = None):
     """BPTT through one `forward_sequence` call. d_outputs: (T, B, H) in x's time order (None
-    for no gradient on the outputs); d_state: gradient w.r.t. the final state. Adds parameter
-    gradients into the cell's Parameters; returns (dL/dx (T, B, I) in x's order, dL/dstate0)."""
+    for no gradient on the outputs); d_state: gradient w.r.t. the final state; record: called as
+    record(position, dL/dstate) for each of the T + 1 states (module docstring; the arrays may be
+    reused afterwards, so copy what you keep). Adds parameter gradients into the cell's
+    Parameters; returns (dL/dx (T, B, I) in x's order, dL/dstate0)."""
     steps, batch = cache.x.shape[:2]
     rows = cell.weight_ih.value.shape[0]
     if d_outputs is not None and reverse:
         d_outputs = d_outputs[::-1]
 
     mask = getattr(cache, "mask", None)
-    fused = cell.fused() if mask is None and cache.recurrent_mask is None and batch > 1 else None
+    fused = cell.fused() if mask is None and cache.recurrent_mask is None and batch > 1 and record is None else None
     if fused is not None:  # the same loop and weight gradients, compiled
         dx, d_state = fused.backward_sequence(cell, d_outputs, d_state, cache)
         return _input_gradient(dx, cache, reverse), d_state
@@ -99,6 +113,8 @@ def backward_sequence(cell: Cell, d_outputs: np.ndarray | None, d_state: State, 
     for t in range(steps - 1, -1, -1):
         if d_outputs is not None:
             d_state = (d_state[0] + d_outputs[t],) + tuple(d_state[1:])
+        if record is not None:
+            record(steps - 1 - t if reverse else t + 1, d_state)
         if mask is not None and not mask[t].all():
             padded = ~mask[t]
             into_step = tuple(np.where(padded[:, None], 0.0, component) for component in d_state)
@@ -107,6 +123,8 @@ def backward_sequence(cell: Cell, d_outputs: np.ndarray | None, d_state: State, 
         else:
             d_previous = cell.step_backward(t, d_state, cache, d_input[t], d_recurrent[t])
         d_state = d_previous
+    if record is not None:
+        record(steps if reverse else 0, d_state)
 
     return _input_gradient(cell.finish_backward(cache, d_input, d_recurrent), cache, reverse), d_state
 

@@ -41,6 +41,16 @@ phi_out(c_t); every derivative is read from a stored activation):
 With CIFG, f = 1 - i adds -df_t to di_t; with FGR, the gradient arriving at a_t adds to di_t,
 df_t and do_t, and da_{t-1} = dz_gates W_gate.
 
+Forget-gate bias (`forget_bias=b`, Keras' unit_forget_bias; Gers et al. 2000, Jozefowicz et al.
+2015 recommend b = 1): at initialisation the constant b is added to the f block of b_ih (b_hh
+keeps PyTorch's draw; only the sum b_ih + b_hh enters the gates, so where it goes changes
+nothing but the numbers a state dict shows). f_t then starts near sigma(b) instead of 1/2, and
+the cell state's gradient, dc_{t-1} = dc_t * f_t + ..., fades like sigma(b)^lag instead of
+2^-lag. b = 0 (the default) is PyTorch's initialisation, draw for draw. CIFG's forget gate is
+1 - i_t = sigma(-z_i), so for it b is *subtracted* from the input gate's block of b_ih, which is
+exactly "b added to the coupled forget gate's pre-activation" (and closes the input gate as
+much). NFG has no forget gate to bias: a non-zero b is refused; so is one without biases.
+
 Layer normalisation (`layer_norm=True`, Ba, Kiros & Hinton 2016): the two projections are
 normalised as in every cell (`cells/base.py`), and the cell state before the output activation:
 
@@ -127,13 +137,30 @@ def lstm_structure(variant: str | None, peephole: bool | None) -> LSTMStructure:
     return LSTMStructure(**options)
 
 
+def check_forget_bias(forget_bias, structure: LSTMStructure, bias: bool) -> float:
+    """forget_bias as a float, or a ValueError when the cell has nothing it could go into."""
+    try:
+        value = float(forget_bias)
+    except (TypeError, ValueError):
+        raise ValueError(f"forget_bias must be a number, got {forget_bias!r}") from None
+    if not np.isfinite(value):
+        raise ValueError(f"forget_bias must be finite, got {forget_bias!r}")
+    if value and structure.forget_gate == "none":
+        raise ValueError(f"forget_bias={value:g} needs a forget gate; variant NFG has none (f = 1), "
+                         "so leave forget_bias at 0")
+    if value and not bias:
+        raise ValueError(f"forget_bias={value:g} needs the gate biases; it cannot be combined with bias=False")
+    return value
+
+
 class LSTMCell(Cell):
     shares_preactivation = True
     kernel_name = "lstm"
 
     def __init__(self, input_size, hidden_size, *, bias, dtype, rng, peephole=None, variant=None,
-                 gate_activation="sigmoid", cell_activation="tanh", layer_norm=False):
+                 gate_activation="sigmoid", cell_activation="tanh", layer_norm=False, forget_bias=0.0):
         self.structure = s = lstm_structure(variant, peephole)
+        forget_bias = check_forget_bias(forget_bias, s, bias)
         self.block_names = s.blocks()
         self.num_blocks = len(self.block_names)
         self.gate_names = s.gates()
@@ -145,6 +172,9 @@ class LSTMCell(Cell):
 
         H = hidden_size
         self.block = {name: slice(k * H, (k + 1) * H) for k, name in enumerate(self.block_names)}
+        if forget_bias:  # module docstring: on b_ih; CIFG's forget gate is 1 - i
+            name, sign = ("i", -1.0) if s.forget_gate == "coupled" else ("f", 1.0)
+            self.bias_ih.value[self.block[name]] += sign * forget_bias
         # Columns of the gate blocks inside the G*H pre-activation (i, f, o; g excluded).
         self.gate_columns = np.concatenate([np.arange(H * k, H * (k + 1))
                                             for k, name in enumerate(self.block_names) if name != "g"])

@@ -13,6 +13,7 @@ import sys
 from ..apps.caption import cli as caption
 from ..apps.classify import cli as classify
 from ..apps.forecast import cli as forecast
+from ..apps.gradients import cli as gradients
 from ..apps.lm import cli as lm
 from ..apps.seq2seq import cli as seq2seq
 from ..apps.study import cli as study
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_parser(tasks)
     forecast.add_parser(tasks)
     study.add_parser(tasks)
+    gradients.add_parser(tasks)
     return parser
 
 

@@ -28,9 +28,11 @@ from .model import KIND, Captioner, CaptionerConfig
 __all__ = ["ImageCaptioner", "train_captioner", "MAX_WORDS"]
 
 MAX_WORDS = 8  # the longest caption decoding writes
-SETTINGS = {"cell": "lstm", "hidden": 128, "layers": 1, "embed": 16, "epochs": 150, "lr": 0.01, "seed": 0}
+SETTINGS = {"cell": "lstm", "hidden": 128, "layers": 1, "embed": 16, "epochs": 150, "lr": 0.01, "seed": 0,
+            "forget_bias": 0.0}
 KINDS = {"cell": ("lstm", "gru", "rnn"), "hidden": "positive_int", "layers": "positive_int", "embed": "positive_int",
-         "epochs": "positive_int", "lr": "positive_float", "seed": "non_negative_int"}
+         "epochs": "positive_int", "lr": "positive_float", "seed": "non_negative_int",
+         "forget_bias": "finite_float"}
 
 
 def train_captioner(images: np.ndarray, captions: list[str], settings: dict, *,
@@ -40,7 +42,8 @@ def train_captioner(images: np.ndarray, captions: list[str], settings: dict, *,
     batches of 64): (model, word vocabulary, trainer). `settings` has SETTINGS' keys."""
     vocabulary, inputs, targets, mask = teacher_forced_captions(captions)
     decoder = NetworkConfig(len(vocabulary), len(vocabulary), cell=settings["cell"], hidden_size=settings["hidden"],
-                            num_layers=settings["layers"], input_kind="embedding", embedding_size=settings["embed"])
+                            num_layers=settings["layers"], input_kind="embedding", embedding_size=settings["embed"],
+                            forget_bias=settings.get("forget_bias", 0.0))
     model = Captioner(CaptionerConfig(images.shape[1], decoder), rng=settings["seed"])
     trainer = Trainer(model, Adam(model.parameters(), lr=settings["lr"]), softmax_cross_entropy, clip_norm=5.0)
     trainer.callbacks += list(callbacks)
@@ -74,9 +77,9 @@ class ImageCaptioner:
     `rnnkit caption train`'s settings; `fit`, `describe(images, beam=)`, `score`, `save`/`load`."""
 
     def __init__(self, *, cell: str = "lstm", hidden: int = 128, layers: int = 1, embed: int = 16,
-                 epochs: int = 150, lr: float = 0.01, seed: int = 0):
+                 epochs: int = 150, lr: float = 0.01, seed: int = 0, forget_bias: float = 0.0):
         self.settings = {"cell": cell, "hidden": hidden, "layers": layers, "embed": embed, "epochs": epochs,
-                         "lr": lr, "seed": seed}
+                         "lr": lr, "seed": seed, "forget_bias": forget_bias}
         check_arguments(self.settings, KINDS)
         self.model: Captioner | None = None
         self.vocabulary: list[str] | None = None

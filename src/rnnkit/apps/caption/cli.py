@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from rnnkit.argtypes import non_negative_int, positive_float, positive_int
+from rnnkit.argtypes import finite_float, non_negative_int, positive_float, positive_int
 
 from .api import SETTINGS, ImageCaptioner
 from .data import DIGIT_WORDS, caption_split, word_vocabulary
@@ -19,6 +19,9 @@ def add_parser(tasks) -> None:
                              description="Train a captioner; prints caption exact-match and digit accuracy on "
                                          "the held-out 20 %% of the images.")
     train.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm", help="decoder cell (default: lstm)")
+    train.add_argument("--forget-bias", type=finite_float, default=0.0,
+                       help="added to the LSTM's forget-gate bias at initialisation; 1 starts the gate open "
+                            "(Gers et al. 2000) (default: 0, PyTorch's)")
     train.add_argument("--hidden", type=positive_int, default=128, help="decoder units (default: 128)")
     train.add_argument("--layers", type=positive_int, default=1, help="decoder layers (default: 1)")
     train.add_argument("--embed", type=positive_int, default=16, help="word embedding size (default: 16)")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.argtypes import fraction, non_negative_float, non_negative_int, positive_float, positive_int
+from rnnkit.argtypes import finite_float, fraction, non_negative_float, non_negative_int, positive_float, positive_int
 from rnnkit.data.buckets import LengthBuckets
 from rnnkit.metrics import format_confusion
 from rnnkit.optim import Adam
@@ -78,6 +78,9 @@ def add_train(verbs) -> None:
     text.add_argument("--max-length", type=positive_int, help="read only the first N tokens of each text")
     model = p.add_argument_group("model")
     model.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm", help="recurrent cell (default: lstm)")
+    model.add_argument("--forget-bias", type=finite_float, default=0.0,
+                       help="added to the LSTM's forget-gate bias at initialisation; 1 starts the gate open "
+                            "(Gers et al. 2000) (default: 0, PyTorch's)")
     model.add_argument("--hidden", type=positive_int, default=128, help="hidden units per direction (default: 128)")
     model.add_argument("--layers", type=positive_int, default=1, help="stacked recurrent layers (default: 1)")
     model.add_argument("--embed", type=positive_int, default=128, help="token embedding size (default: 128)")
@@ -154,7 +157,8 @@ def run_train(args) -> int:
         text_column=args.text_column if args.file else None, label_column=args.label_column if args.file else None)
     regression = metadata["task"] == "regression"
     model = build_model(metadata, train.targets, cell=args.cell, hidden=args.hidden, layers=args.layers,
-                        embed=args.embed, dropout=args.dropout, bidirectional=args.bidirectional, seed=args.seed)
+                        embed=args.embed, dropout=args.dropout, bidirectional=args.bidirectional, seed=args.seed,
+                        forget_bias=args.forget_bias)
     unit = "texts" if metadata["input"] == "text" else "sequences"
     what = (f"{len(metadata['vocabulary']):,} {metadata['tokens']} in the vocabulary" if metadata["input"] == "text"
             else f"{metadata['feature_shape'][0]} steps of {metadata['feature_shape'][1]} features")

@@ -42,7 +42,8 @@ KINDS = {"cell": ("lstm", "gru", "rnn"), "hidden": "positive_int", "layers": "po
          "bidirectional": "bool", "dropout": "fraction", "epochs": "positive_int", "batch": "positive_int",
          "lr": "positive_float", "weight_decay": "non_negative_float", "clip": "non_negative_float",
          "tokens": ("words", "chars"), "lowercase": "bool", "min_freq": "positive_int", "max_vocab": "positive_int",
-         "max_length": "positive_int", "validation_fraction": "fraction", "patience": "positive_int"}
+         "max_length": "positive_int", "validation_fraction": "fraction", "patience": "positive_int",
+         "forget_bias": "finite_float"}
 
 
 class _RecurrentEstimator(BaseEstimator):
@@ -54,12 +55,14 @@ class _RecurrentEstimator(BaseEstimator):
                  bidirectional: bool = True, dropout: float = 0.5, epochs: int = 10, batch: int = 32,
                  lr: float = 5e-4, weight_decay: float = 0.0, clip: float = 5.0, tokens: str = "words",
                  lowercase: bool = True, min_freq: int = 2, max_vocab: int = 20000, max_length: int | None = None,
-                 validation_fraction: float | None = None, patience: int | None = None, random_state=None):
+                 validation_fraction: float | None = None, patience: int | None = None, random_state=None,
+                 forget_bias: float = 0.0):
         self.cell, self.hidden, self.layers, self.embed = cell, hidden, layers, embed
         self.bidirectional, self.dropout, self.epochs, self.batch = bidirectional, dropout, epochs, batch
         self.lr, self.weight_decay, self.clip, self.tokens = lr, weight_decay, clip, tokens
         self.lowercase, self.min_freq, self.max_vocab, self.max_length = lowercase, min_freq, max_vocab, max_length
         self.validation_fraction, self.patience, self.random_state = validation_fraction, patience, random_state
+        self.forget_bias = forget_bias
 
     # ----------------------------------------------------------------------------- input
     def _inputs(self, X, *, reset: bool):
@@ -118,7 +121,8 @@ class _RecurrentEstimator(BaseEstimator):
             train, held_out = _holdout(len(inputs), self.validation_fraction, seed)
             validation = LengthBuckets(inputs[held_out], mask[held_out], targets[held_out], batch_size=256)
         model = build_model(metadata, targets[train], cell=self.cell, hidden=self.hidden, layers=self.layers,
-                            embed=self.embed, dropout=self.dropout, bidirectional=self.bidirectional, seed=seed)
+                            embed=self.embed, dropout=self.dropout, bidirectional=self.bidirectional, seed=seed,
+                            forget_bias=self.forget_bias)
         trainer = Trainer(model, Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay), model.loss,
                           clip_norm=self.clip or None)
         batches = LengthBuckets(inputs[train], mask[train], targets[train], batch_size=self.batch, seed=seed)

@@ -36,7 +36,7 @@ KINDS = {
     "dropout": "fraction", "ensemble": "positive_int", "steps": "positive_int", "minutes": "positive_float",
     "batch": "positive_int", "lr": "positive_float", "clip": "non_negative_float", "eval_every": "positive_int",
     "patience": "positive_int", "seed": "non_negative_int", "val_frac": "fraction", "test_frac": "fraction",
-    "fill": "bool",
+    "fill": "bool", "forget_bias": "finite_float",
 }
 
 
@@ -51,7 +51,8 @@ def train_forecaster(source: dict, settings: dict, *, on_start: Callable | None 
     forecaster = Forecaster.build(settings["window"], target=settings["target"], season=settings["season"],
                                   probabilistic=settings["loss"] == "gaussian", covariates=series.covariate_names,
                                   cell=settings["cell"], hidden_size=settings["hidden"], num_layers=settings["layers"],
-                                  dropout=settings["dropout"], members=settings["ensemble"], seed=settings["seed"])
+                                  dropout=settings["dropout"], members=settings["ensemble"], seed=settings["seed"],
+                                  forget_bias=settings.get("forget_bias", 0.0))
     if on_start is not None:
         on_start(forecaster, series, split)
     forecaster.fit(series.values, series.covariates, train_end=split.train_end, validation_end=split.validation_end,
@@ -73,7 +74,8 @@ class RecurrentForecaster:
                  ensemble: int | None = None, steps: int | None = None, minutes: float | None = None,
                  batch: int | None = None, lr: float | None = None, clip: float | None = None,
                  eval_every: int | None = None, patience: int | None = None, seed: int | None = None,
-                 val_frac: float | None = None, test_frac: float | None = None, fill: bool | None = None):
+                 val_frac: float | None = None, test_frac: float | None = None, fill: bool | None = None,
+                 forget_bias: float | None = None):
         options = {k: v for k, v in locals().items() if k in DEFAULTS}
         check_arguments(options, KINDS)
         self.options = options

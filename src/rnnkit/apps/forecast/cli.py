@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.argtypes import fraction, non_negative_float, non_negative_int, positive_float, positive_int
+from rnnkit.argtypes import finite_float, fraction, non_negative_float, non_negative_int, positive_float, positive_int
 
 from .api import train_forecaster
 from .model import TARGETS
@@ -83,6 +83,9 @@ def add_train(verbs) -> None:
                                                                    "log-likelihood (intervals); mse: the mean only "
                                                                    f"(default: {D['loss']})")
     model.add_argument("--cell", choices=("lstm", "gru", "rnn"), help=f"recurrent cell (default: {D['cell']})")
+    model.add_argument("--forget-bias", type=finite_float,
+                       help="added to the LSTM's forget-gate bias at initialisation; 1 starts the gate open "
+                            f"(Gers et al. 2000) (default: {D['forget_bias']}, PyTorch's)")
     model.add_argument("--hidden", type=positive_int, help=f"hidden units per layer (default: {D['hidden']})")
     model.add_argument("--layers", type=positive_int, help=f"stacked layers (default: {D['layers']})")
     model.add_argument("--dropout", type=fraction, help=f"dropout before the head (default: {D['dropout']})")

@@ -107,13 +107,15 @@ class Forecaster:
     @classmethod
     def build(cls, window: int, *, target: str = "level", season: int = 1, probabilistic: bool = True,
               covariates: tuple[str, ...] = (), cell: str = "lstm", hidden_size: int = 32, num_layers: int = 1,
-              dropout: float = 0.0, members: int = 1, seed: int = 0, dtype=np.float32) -> Forecaster:
+              dropout: float = 0.0, members: int = 1, seed: int = 0, forget_bias: float = 0.0,
+              dtype=np.float32) -> Forecaster:
         """A new forecaster; member i's weights come from seed + i."""
         config = ForecastConfig(window, target, probabilistic, tuple(covariates), season)
         if not isinstance(members, (int, np.integer)) or members <= 0:
             raise ValueError(f"an ensemble needs a positive number of members, got {members!r}")
         network_config = NetworkConfig(input_size=1 + len(config.covariates), output_size=2 if probabilistic else 1,
-                                       cell=cell, hidden_size=hidden_size, num_layers=num_layers, dropout=dropout)
+                                       cell=cell, hidden_size=hidden_size, num_layers=num_layers, dropout=dropout,
+                                       forget_bias=forget_bias)
         return cls(config, [SequenceNetwork(network_config, dtype=dtype, rng=seed + i) for i in range(members)])
 
     # ------------------------------------------------------------------------- encoding

@@ -15,6 +15,7 @@ DEFAULTS = {
     "season": 1, "val_frac": 0.15, "test_frac": 0.2, "window": 24, "horizon": 1, "target": "level",
     "loss": "gaussian", "cell": "lstm", "hidden": 32, "layers": 1, "dropout": 0.0, "ensemble": 5, "steps": 2000,
     "minutes": None, "batch": 32, "lr": 3e-3, "clip": 1.0, "eval_every": 50, "patience": 10, "seed": 0, "fill": False,
+    "forget_bias": 0.0,
 }
 # Each named dataset's seasonal period m, and the encoding, window and width that forecast its
 # validation part best one step ahead (a small grid: target x window x hidden; the README's

@@ -41,7 +41,7 @@ KINDS = {
     "optimizer": tuple(sorted(training.OPTIMIZERS)), "clip": "non_negative_float", "lr_decay": "positive_float",
     "lr_decay_after": "non_negative_int", "val_frac": "fraction", "eval_every": "positive_int",
     "seed": "non_negative_int", "tokens": ("chars", "words"), "vocab_size": "positive_int", "tie_weights": "bool",
-    "layer_norm": "bool", "input_dropout": "fraction", "recurrent_dropout": "fraction",
+    "layer_norm": "bool", "input_dropout": "fraction", "recurrent_dropout": "fraction", "forget_bias": "finite_float",
 }
 NOT_HERE = {"corpus", "out", "sample_every", "sample_length", "prime"}  # the command's reporting and files
 

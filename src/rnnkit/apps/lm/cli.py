@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.argtypes import fraction, non_negative_float, non_negative_int, positive_float, positive_int
+from rnnkit.argtypes import finite_float, fraction, non_negative_float, non_negative_int, positive_float, positive_int
 from rnnkit.cells.lstm import VARIANTS
 from rnnkit.data.corpora import CORPORA
 from rnnkit.data.text import read_text
@@ -46,6 +46,9 @@ def add_train(verbs) -> None:
     model.add_argument("--cell", choices=("lstm", "gru", "rnn"), help=f"recurrent cell (default: {D['cell']})")
     model.add_argument("--peephole", action="store_true", default=None, help="LSTM with peephole connections")
     model.add_argument("--variant", choices=VARIANTS, help="one of Greff et al.'s LSTM variants")
+    model.add_argument("--forget-bias", type=finite_float,
+                       help="added to the LSTM's forget-gate bias at initialisation; 1 starts the gate open "
+                            f"(Gers et al. 2000) (default: {D['forget_bias']}, PyTorch's)")
     model.add_argument("--nonlinearity", choices=("tanh", "relu", "sigmoid", "leaky_relu", "elu"),
                        help=f"activation of the plain RNN (default: {D['nonlinearity']})")
     model.add_argument("--textbook-gru", action="store_true", default=None,

@@ -31,7 +31,7 @@ DEFAULTS = {
     "optimizer": "adam", "clip": 5.0, "lr_decay": 1.0, "lr_decay_after": 0, "val_frac": 0.05,
     "eval_every": 200, "sample_every": 500, "sample_length": 200, "prime": None, "seed": 0,
     "out": "runs/lm", "tokens": "chars", "vocab_size": 10000, "tie_weights": False,
-    "layer_norm": False, "input_dropout": 0.0, "recurrent_dropout": 0.0,
+    "layer_norm": False, "input_dropout": 0.0, "recurrent_dropout": 0.0, "forget_bias": 0.0,
 }
 PRESETS = {
     # The lecture's toy: "hello" from one-hot letters through 3 hidden units.
@@ -114,7 +114,7 @@ def network_config(settings: dict, vocabulary_size: int) -> NetworkConfig:
         tie_weights=settings["tie_weights"],
         # .get: checkpoints written before these options existed lack them
         layer_norm=settings.get("layer_norm", False), input_dropout=settings.get("input_dropout", 0.0),
-        recurrent_dropout=settings.get("recurrent_dropout", 0.0))
+        recurrent_dropout=settings.get("recurrent_dropout", 0.0), forget_bias=settings.get("forget_bias", 0.0))
 
 
 def validation_batches(ids: np.ndarray, settings: dict) -> StreamBatches | None:

@@ -27,9 +27,10 @@ from .pairs import PairVocabulary
 __all__ = ["Translator", "train_seq2seq"]
 
 SETTINGS = {"cell": "lstm", "hidden": 128, "layers": 1, "embed": 32, "epochs": 30, "batch": 64, "lr": 0.01,
-            "seed": 0}
+            "seed": 0, "forget_bias": 0.0}
 KINDS = {"cell": ("lstm", "gru", "rnn"), "hidden": "positive_int", "layers": "positive_int", "embed": "positive_int",
-         "epochs": "positive_int", "batch": "positive_int", "lr": "positive_float", "seed": "non_negative_int"}
+         "epochs": "positive_int", "batch": "positive_int", "lr": "positive_float", "seed": "non_negative_int",
+         "forget_bias": "finite_float"}
 
 
 def train_seq2seq(pairs, vocabulary: PairVocabulary, settings: dict, *, max_length: int | None = None,
@@ -40,7 +41,8 @@ def train_seq2seq(pairs, vocabulary: PairVocabulary, settings: dict, *, max_leng
     default the longest target + 2). `settings` has SETTINGS' keys."""
     sources, inputs, targets, mask = vocabulary.arrays(pairs)
     config = Seq2SeqConfig(len(vocabulary), cell=settings["cell"], hidden_size=settings["hidden"],
-                           num_layers=settings["layers"], embedding_size=settings["embed"])
+                           num_layers=settings["layers"], embedding_size=settings["embed"],
+                           forget_bias=settings.get("forget_bias", 0.0))
     model = Seq2Seq(config, rng=settings["seed"])
     batches = ExampleBatches(inputs, targets, mask=mask, context=sources, batch_size=settings["batch"],
                              seed=settings["seed"])
@@ -75,9 +77,9 @@ class Translator:
     `translate(strings, beam=)`, `score(pairs)` (exact match), `save`/`load`, `history`."""
 
     def __init__(self, *, cell: str = "lstm", hidden: int = 128, layers: int = 1, embed: int = 32,
-                 epochs: int = 30, batch: int = 64, lr: float = 0.01, seed: int = 0):
+                 epochs: int = 30, batch: int = 64, lr: float = 0.01, seed: int = 0, forget_bias: float = 0.0):
         self.settings = {"cell": cell, "hidden": hidden, "layers": layers, "embed": embed, "epochs": epochs,
-                         "batch": batch, "lr": lr, "seed": seed}
+                         "batch": batch, "lr": lr, "seed": seed, "forget_bias": forget_bias}
         check_arguments(self.settings, KINDS)
         self.model: Seq2Seq | None = None
         self.vocabulary: PairVocabulary | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from rnnkit.argtypes import fraction, non_negative_int, positive_float, positive_int
+from rnnkit.argtypes import finite_float, fraction, non_negative_int, positive_float, positive_int
 
 from .api import SETTINGS, Translator, train_seq2seq
 from .model import exact_match
@@ -27,6 +27,9 @@ def add_parser(tasks) -> None:
     train.add_argument("--test-frac", type=fraction, default=0.1,
                        help="held-out fraction of a TSV file (default: 0.1; generated tasks hold out 1000)")
     train.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm", help="(default: lstm)")
+    train.add_argument("--forget-bias", type=finite_float, default=0.0,
+                       help="added to the LSTMs' forget-gate bias at initialisation; 1 starts the gate open "
+                            "(Gers et al. 2000) (default: 0, PyTorch's)")
     train.add_argument("--hidden", type=positive_int, default=128, help="units (default: 128)")
     train.add_argument("--layers", type=positive_int, default=1, help="layers (default: 1)")
     train.add_argument("--embed", type=positive_int, default=32, help="character embedding size (default: 32)")

@@ -44,11 +44,13 @@ class Seq2SeqConfig:
     num_layers: int = 1
     embedding_size: int = 32
     reverse_source: bool = True
+    forget_bias: float = 0.0  # encoder's and decoder's LSTM (rnnkit.LSTM); 0 in files written before it
 
     def decoder(self) -> NetworkConfig:
         return NetworkConfig(self.vocabulary_size, self.vocabulary_size, cell=self.cell,
                              hidden_size=self.hidden_size, num_layers=self.num_layers,
-                             input_kind="embedding", embedding_size=self.embedding_size)
+                             input_kind="embedding", embedding_size=self.embedding_size,
+                             forget_bias=self.forget_bias)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,10 +64,12 @@ class Seq2Seq(ConditionedDecoder):
     def __init__(self, config: Seq2SeqConfig, *, dtype=np.float32, rng=0):
         rng = as_generator(rng)
         self.config = config
+        decoder = config.decoder()  # checks the configuration before anything is drawn
         self.encoder_embedding = Embedding(config.vocabulary_size, config.embedding_size, dtype=dtype, rng=rng)
+        options = {"forget_bias": config.forget_bias} if config.cell == "lstm" else {}
         self.encoder = CELLS[config.cell](config.embedding_size, config.hidden_size, config.num_layers,
-                                          dtype=dtype, rng=rng)
-        self.decoder = SequenceNetwork(config.decoder(), dtype=dtype, rng=rng)
+                                          dtype=dtype, rng=rng, **options)
+        self.decoder = SequenceNetwork(decoder, dtype=dtype, rng=rng)
 
     def encode(self, context: np.ndarray):
         """Padded source ids (B, S) -> the decoder's first state (the encoder's final state)."""
