@@ -242,12 +242,10 @@ def _build_chars_as(width: np.dtype, data: _Source, folder: Path, ids_path: Path
         out.flush()
         ranks = np.empty(len(order), dtype=width)  # provisional id -> final id
         ranks[np.argsort(order, kind="stable")] = np.arange(len(order))
-        if not np.array_equal(ranks, np.arange(len(order))):
-            ids = np.memmap(out.name, dtype=width, mode="r+", shape=(count,))
+        if not np.array_equal(ranks, np.arange(len(order))):  # renumber in place, chunk by chunk
             for begin in range(0, count, CHUNK):
-                ids[begin:begin + CHUNK] = ranks[ids[begin:begin + CHUNK]]
-            ids.flush()
-            del ids
+                chunk = _read(out.name, width, begin, min(CHUNK, count - begin))
+                os.pwrite(out.fileno(), ranks[chunk].tobytes(), begin * width.itemsize)
     # The widths are tried smallest first, so `width` is the smallest that holds the vocabulary.
     return {"dtype": width.name, "count": count, "vocabulary": [chr(c) for c in sorted(order)], "unknown": None}
 
@@ -275,11 +273,12 @@ def _build_words(data: _Source, folder: Path, ids_path: Path, settings: dict, pr
         scratch.flush()
         if count == 0:
             raise ValueError(f"{data.name} has no words; give a text with some words in it")
-        provisional = np.memmap(scratch.name, dtype=np.uint32, mode="r", shape=(count,))
+        uint32 = np.dtype(np.uint32)
         training = count - int(round(count * settings["val_frac"]))
         counts = np.zeros(len(index), dtype=np.int64)
         for begin in range(0, training, CHUNK):
-            counts += np.bincount(provisional[begin:min(begin + CHUNK, training)], minlength=len(index))
+            counts += np.bincount(_read(scratch.name, uint32, begin, min(CHUNK, training - begin)),
+                                  minlength=len(index))
         words = list(index)
         vocabulary = Vocabulary.from_words({words[i]: int(counts[i]) for i in np.flatnonzero(counts)},
                                            settings["vocab_size"])
@@ -289,9 +288,14 @@ def _build_words(data: _Source, folder: Path, ids_path: Path, settings: dict, pr
             table[index[word]] = final
         with _atomic(folder, ids_path) as out:
             for begin in range(0, count, CHUNK):
-                out.write(table[provisional[begin:begin + CHUNK]].tobytes())
-        del provisional
+                out.write(table[_read(scratch.name, uint32, begin, min(CHUNK, count - begin))].tobytes())
     return {"dtype": dtype.name, "count": count, "vocabulary": vocabulary.tokens, "unknown": UNKNOWN}
+
+
+def _read(path: str, dtype: np.dtype, begin: int, count: int) -> np.ndarray:
+    """`count` ids of a file from id `begin`, read (not mapped: mapped pages would count as the
+    process's resident memory until the kernel drops them)."""
+    return np.fromfile(path, dtype=dtype, count=count, offset=begin * dtype.itemsize)
 
 
 def _word_pieces(data: _Source, progress: bool) -> Iterator[tuple[bytes, int]]:
