@@ -54,7 +54,7 @@ def test_the_checker_fails_on_a_tree_that_breaks_a_rule(tmp_path, broken, expect
 def test_the_command_line_loads_no_optional_dependency():
     """`rnnkit --help` (and so every subcommand's parser) imports none of the heavy optional
     packages: each app imports them where it uses them."""
-    heavy = ["torch", "ray", "statsmodels", "sklearn", "onnx", "onnxruntime", "music21", "pandas", "scipy"]
+    heavy = ["torch", "ray", "statsmodels", "sklearn", "onnx", "onnxruntime", "music21", "pandas", "scipy", "mpi4py"]
     script = ("import sys\nfrom rnnkit.cli import main\n"
               "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
               f"print(sorted(m for m in {heavy!r} if m in sys.modules))")

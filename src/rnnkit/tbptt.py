@@ -96,7 +96,7 @@ def windows(steps: int, k1: int, k2: int, past: int = 0) -> list[tuple[int, int,
 def truncated_bptt(model, loss_fn: Callable, inputs: np.ndarray, targets: np.ndarray, state, k1: int, k2: int,
                    *, mask: np.ndarray | None = None,
                    after_window: Callable[[float, int], None] | None = None,
-                   history: StreamHistory | None = None, keep: int = 0) -> BPTTResult:
+                   history: StreamHistory | None = None, keep: int = 0, every_window: bool = False) -> BPTTResult:
     """Run BPTT(k1, k2) over time-major `inputs` / `targets` (T, B, ...) from `state` (None for
     zero), or continuing the stream `history` (then `state` must be None). Each window's
     parameter gradients are *added* into `.grad`; `after_window(loss, index)` runs after each
@@ -107,7 +107,8 @@ def truncated_bptt(model, loss_fn: Callable, inputs: np.ndarray, targets: np.nda
     A window in which no position counts is run forward (its state is needed) but has no loss,
     no backward and no callback. When one window covers the whole batch and nothing is kept
     (full BPTT), inputs and targets go to the model and the loss whole, so a many-to-one model's
-    per-sequence targets work too."""
+    per-sequence targets work too. `every_window`: call `after_window(0.0, index)` for a window
+    without a counted position too (data-parallel ranks must all join every window's exchange)."""
     check_truncation(k1, k2)
     if not isinstance(keep, (int, np.integer)) or isinstance(keep, bool) or not 0 <= keep < k2:
         raise ValueError(f"keep must be an integer in [0, k2) = [0, {k2}), got {keep!r}")
@@ -118,7 +119,7 @@ def truncated_bptt(model, loss_fn: Callable, inputs: np.ndarray, targets: np.nda
     steps = len(inputs)
     bounds = windows(steps, k1, k2, past)
     if past == 0 and keep == 0 and len(bounds) == 1:  # full BPTT: the targets taken as they are
-        return _whole_sequence(model, loss_fn, inputs, targets, state, mask, after_window)
+        return _whole_sequence(model, loss_fn, inputs, targets, state, mask, after_window, every_window)
     if len(targets) != steps:
         raise ValueError(f"inputs cover {steps} steps but targets cover {len(targets)}")
     stream = _continue(history, inputs)  # stream[past + t] is the batch's step t
@@ -139,6 +140,8 @@ def truncated_bptt(model, loss_fn: Callable, inputs: np.ndarray, targets: np.nda
             counted &= np.asarray(mask[injected:end], dtype=bool)
         positions = int(counted.sum())
         if positions == 0:  # nothing to learn from here (e.g. a target only at the end)
+            if every_window and after_window is not None:
+                after_window(0.0, index)
             continue
         outputs = parts[0][2] if len(parts) == 1 else np.concatenate([p[2] for p in parts])
         loss, d_injected = loss_fn(outputs[injected - start:], targets[injected:end], counted)
@@ -166,12 +169,14 @@ def _continue(history: StreamHistory | None, inputs):
     return np.concatenate([history.inputs, inputs])
 
 
-def _whole_sequence(model, loss_fn, inputs, targets, state, mask, after_window) -> BPTTResult:
+def _whole_sequence(model, loss_fn, inputs, targets, state, mask, after_window, every_window=False) -> BPTTResult:
     """Full BPTT over one batch. The targets need not be per step: a many-to-one model's outputs
     and targets are per sequence, and the loss function is the model's to pair them."""
     outputs, final, cache = model.forward(inputs, state)
     positions = int(np.sum(mask)) if mask is not None else int(np.prod(np.shape(targets)[:2]))
     if positions == 0:
+        if every_window and after_window is not None:
+            after_window(0.0, 0)
         return BPTTResult(final, [], StreamHistory(final))
     loss, d_outputs = loss_fn(outputs, targets, mask)
     model.backward(d_outputs, cache, None)

@@ -36,9 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .data.batches import EmptyShare
 from .optim import Optimizer, clip_grad_norm, clip_grad_value
 from .resume import TrainState, load_model_weights, restore_training, save_training
-from .tbptt import StreamHistory, check_truncation, history_length, truncated_bptt
+from .tbptt import StreamHistory, check_truncation, history_length, truncated_bptt, windows
 
 __all__ = ["Trainer", "TrainingDiverged", "TrainState", "load_model_weights"]
 
@@ -74,11 +75,14 @@ class Trainer:
     clip_norm / clip_value: gradient clipping. schedule: an `rnnkit.schedules` schedule stepped
     every epoch (schedule_unit="epoch", char-rnn's decay) or every step ("step").
     callbacks: functions `callback(trainer, record)` called after every step with its history
-    record (a dict with step, epoch, loss, grad_norm, lr, and val_loss on evaluation steps)."""
+    record (a dict with step, epoch, loss, grad_norm, lr, and val_loss on evaluation steps).
+    communicator: an `rnnkit.distributed.Communicator` to train data-parallel (that module
+    says how): give every rank its shard of the batches (`batches.shard(rank, size)`); rank 0
+    alone writes checkpoints."""
 
     def __init__(self, model, optimizer: Optimizer, loss_fn: Callable, *, k1: int | None = None,
                  k2: int | None = None, clip_norm: float | None = None, clip_value: float | None = None,
-                 schedule=None, schedule_unit: str = "epoch", callbacks=()):
+                 schedule=None, schedule_unit: str = "epoch", callbacks=(), communicator=None):
         if k1 is None and k2 is not None:
             raise ValueError("k2 needs k1: give k1 (and optionally k2 >= k1), or neither for full BPTT")
         if k1 is not None:
@@ -98,6 +102,10 @@ class Trainer:
         self.carried: StreamHistory | None = None  # what one stream batch hands the next
         self.should_stop = False  # a callback may set this to end training after the step
         self.best_weights = None  # the weights of the best evaluation so far (in memory)
+        self.communicator = communicator
+        self._positions, self._global_losses = 0, []  # the window's counted positions; global window losses
+        if communicator is not None:
+            communicator.broadcast_parameters(self.params)
 
     # ------------------------------------------------------------------------- one step
     def train_step(self, inputs, targets, mask=None, history: StreamHistory | None = None, keep: int = 0):
@@ -110,12 +118,27 @@ class Trainer:
         k2 = self.k2 or steps
         self.model.zero_grad()
         self._last_grad_norm = 0.0
-        result = truncated_bptt(self.model, self.loss_fn, inputs, targets, None, k1, max(k1, k2), mask=mask,
-                                after_window=self._update, history=history, keep=keep)
-        if not result.losses:
+        self._global_losses = []
+        parallel = self.communicator is not None
+        if isinstance(inputs, EmptyShare):  # no rows here: still take part in every window's exchange
+            for index in range(len(windows(steps, k1, max(k1, k2)))):
+                self._update(0.0, index)
+            result = None
+        else:
+            result = truncated_bptt(self.model, self._counted_loss if parallel else self.loss_fn, inputs, targets,
+                                    None, k1, max(k1, k2), mask=mask, after_window=self._update, history=history,
+                                    keep=keep, every_window=parallel)
+        losses = self._global_losses if parallel else result.losses
+        if not losses:
             raise ValueError("no position of this batch counts (its mask is all false); nothing to train on")
-        total = sum(loss * positions for loss, positions in result.losses)
-        return total / sum(positions for _, positions in result.losses), result.history
+        total = sum(loss * positions for loss, positions in losses)
+        return total / sum(positions for _, positions in losses), None if result is None else result.history
+
+    def _counted_loss(self, outputs, targets, mask):
+        """The loss, noting how many positions it averages over (`rnnkit.distributed` weighs each
+        rank's gradient by them)."""
+        self._positions = int(np.sum(mask)) if mask is not None else int(np.prod(np.shape(targets)[:2]))
+        return self.loss_fn(outputs, targets, mask)
 
     def _kept_steps(self, steps: int) -> int:
         """How many of a stream batch's last steps the next batch's first window reaches back into."""
@@ -123,6 +146,13 @@ class Trainer:
 
     def _update(self, loss: float, window: int) -> None:
         step = self.state.step + 1
+        if self.communicator is not None:  # the whole batch's mean gradient and loss, on every rank
+            loss, positions = self.communicator.allreduce_gradients(self.params, loss, self._positions)
+            self._positions = 0
+            if not positions:  # no rank counts a position in this window
+                self.model.zero_grad()
+                return
+            self._global_losses.append((loss, positions))
         if not math.isfinite(loss):
             raise TrainingDiverged(f"training diverged at step {step}: the loss is {loss}; the update was "
                                    "not applied (try a lower learning rate or gradient clipping)")
@@ -145,7 +175,7 @@ class Trainer:
         self.model.eval()
         total, count, state = 0.0, 0, None
         try:
-            for inputs, targets, mask in batches.in_order():
+            for inputs, targets, mask in batches.in_order():  # a shard's: this rank's block
                 outputs, final, _ = self.model.forward(inputs, state if batches.carries_state else None)
                 loss, _ = self.loss_fn(outputs, targets, mask)
                 counted = int(np.sum(mask)) if mask is not None else int(np.prod(np.shape(targets)[:2]))
@@ -154,6 +184,8 @@ class Trainer:
                 state = final
         finally:
             self.model.train()
+        if self.communicator is not None:
+            total, count = self.communicator.sum(total, count)
         return total / max(count, 1)
 
     # ---------------------------------------------------------------------------- fit
@@ -196,7 +228,7 @@ class Trainer:
         self.should_stop = False
         interrupted_step = None
         try:
-            while not self._finished(steps, epochs, max_seconds, started, patience):
+            while not self._agree(self._finished(steps, epochs, max_seconds, started, patience)):
                 self._withdraw_end_evaluation()
                 interrupted_step = self._snapshot()
                 record = self._step(batches, started)
@@ -208,7 +240,7 @@ class Trainer:
                     callback(self, record)
                 if checkpoint_dir is not None and save_every and s.step % save_every == 0:
                     self.save(checkpoint_dir / "last.safetensors", metadata)
-                if self.should_stop:
+                if self._agree(self.should_stop):
                     break
             if s.history and s.step % eval_every != 0 and s.end_evaluation is None:
                 self._evaluate_at_end(s.history[-1], **evaluation)
@@ -216,7 +248,7 @@ class Trainer:
             if interrupted_step is not None:
                 self._roll_back(interrupted_step)
             self._withdraw_end_evaluation()  # if it was the end-of-run evaluation that was interrupted
-            if checkpoint_dir is not None:
+            if checkpoint_dir is not None and self.communicator is None:  # ranks may be mid-collective
                 self.save(checkpoint_dir / "last.safetensors", metadata)
             raise
         if checkpoint_dir is not None:
@@ -239,6 +271,10 @@ class Trainer:
                   "grad_norm": self._last_grad_norm, "lr": self.optimizer.lr, "seconds": time.perf_counter() - started}
         self._advance(len(batches))
         return record
+
+    def _agree(self, flag: bool) -> bool:
+        """Whether to stop, the same on every rank (each rank's clock differs)."""
+        return flag if self.communicator is None else self.communicator.any(flag)
 
     def _finished(self, steps, epochs, max_seconds, started, patience) -> bool:
         s = self.state
@@ -333,12 +369,20 @@ class Trainer:
 
     # ---------------------------------------------------------------------- checkpoints
     def save(self, path: str | Path, metadata: dict | None = None) -> None:
-        """Everything needed to resume exactly, in one atomically written file (`rnnkit.resume`)."""
-        save_training(path, self.model, self.optimizer, self.schedule, self.state, self.carried, metadata)
+        """Everything needed to resume exactly, in one atomically written file (`rnnkit.resume`).
+        Data-parallel: every rank calls it; rank 0 writes, with every rank's carried stream."""
+        carried = self.carried
+        if self.communicator is not None:
+            carried = self.communicator.gather_stream(carried)
+            if not self.communicator.is_root:
+                return
+        save_training(path, self.model, self.optimizer, self.schedule, self.state, carried, metadata)
 
     def restore(self, path: str | Path) -> dict:
         """Load a checkpoint written by `save` into this trainer, its model, optimizer and
         schedule; returns the user metadata. A checkpoint of a different model configuration or
         optimizer raises ValueError saying what differs."""
         self.state, self.carried, user = restore_training(path, self.model, self.optimizer, self.schedule)
+        if self.communicator is not None:
+            self.carried = self.communicator.local_stream(self.carried)
         return user

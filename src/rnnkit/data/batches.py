@@ -15,11 +15,12 @@ saving two integers, and validation can be replayed.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Conditioned", "ExampleBatches", "Padded", "StreamBatches", "STRATEGIES"]
+__all__ = ["Conditioned", "EmptyShare", "ExampleBatches", "Padded", "StreamBatches", "STRATEGIES", "share_of"]
 
 STRATEGIES = ("full", "stochastic", "minibatch")
 
@@ -55,6 +56,23 @@ class Padded:
 
     def __getitem__(self, steps: slice) -> Padded:
         return Padded(self.inputs[steps], self.mask[steps])
+
+
+@dataclass(frozen=True)
+class EmptyShare:
+    """What a shard (one process's block of a global batch) yields when the batch has fewer
+    examples than there are processes: no rows, but the batch's number of steps, so the process
+    still takes part in every window's gradient exchange."""
+
+    steps: int
+
+    def __len__(self) -> int:
+        return self.steps
+
+
+def share_of(rows: np.ndarray, shard: tuple[int, int] | None) -> np.ndarray:
+    """Block `index` of `count` of a batch's rows (np.array_split's contiguous blocks)."""
+    return rows if shard is None else np.array_split(np.asarray(rows), shard[1])[shard[0]]
 
 
 def _positive(name: str, value) -> int:
@@ -119,6 +137,13 @@ class ExampleBatches:
         self.context, self.padding = context, padding
         self.strategy, self.seed = strategy, int(seed)
         self.batch_size = min(_positive("batch_size", batch_size), len(inputs))
+        self.shard_of: tuple[int, int] | None = None  # (index, count): this process's block of each batch
+
+    def shard(self, index: int, count: int) -> ExampleBatches:
+        """The same batches, each cut to its block `index` of `count` (data-parallel training)."""
+        part = copy.copy(self)
+        part.shard_of = (index, count)
+        return part
 
     def __len__(self) -> int:
         """Steps per epoch."""
@@ -142,12 +167,15 @@ class ExampleBatches:
             chosen = self._order(epoch)[position:position + 1]
         else:
             chosen = self._order(epoch)[position * self.batch_size:(position + 1) * self.batch_size]
-        return self._select(chosen)
+        chosen = share_of(chosen, self.shard_of)
+        return (EmptyShare(self.inputs.shape[1]), None, None) if not len(chosen) else self._select(chosen)
 
     def in_order(self):
         """Every example once, in order, in batches of `batch_size` (for evaluation)."""
         for begin in range(0, len(self.inputs), self.batch_size):
-            yield self._select(slice(begin, begin + self.batch_size))
+            chosen = share_of(np.arange(begin, min(begin + self.batch_size, len(self.inputs))), self.shard_of)
+            if len(chosen):
+                yield self._select(chosen)
 
     def _select(self, chosen):
         inputs = np.swapaxes(self.inputs[chosen], 0, 1)
@@ -163,14 +191,19 @@ class ExampleBatches:
 
 
 class StreamBatches:
-    """A 1-D token array as `batch_size` parallel streams read `seq_len` steps at a time."""
+    """A 1-D token array as `batch_size` parallel streams read `seq_len` steps at a time.
+
+    The tokens may be a memory map (`rnnkit.data.tokens`): each batch gathers only its own
+    (seq_len + 1) x B tokens, as int64, so nothing reads the whole array. `shard(i, n)` is the
+    i-th of n contiguous blocks of the streams (data-parallel training: each process trains its
+    block of the same global batch and reads only its streams' tokens)."""
 
     carries_state = True
 
     def __init__(self, tokens: np.ndarray, batch_size: int, seq_len: int):
         self.batch_size = _positive("batch_size", batch_size)
         self.seq_len = _positive("seq_len", seq_len)
-        tokens = np.asarray(tokens)
+        tokens = tokens if isinstance(tokens, np.ndarray) else np.asarray(tokens)
         if tokens.ndim != 1:
             raise ValueError(f"a token stream must be 1-D, got shape {tokens.shape}")
         # Each stream needs one extra token: the target of its last input.
@@ -179,27 +212,44 @@ class StreamBatches:
             raise ValueError(f"{len(tokens)} tokens are too few for {self.batch_size} streams of at least "
                              f"one window of {self.seq_len} steps; use a longer text, a smaller batch "
                              f"or a shorter sequence length")
+        self.tokens, self.per_stream = tokens, per_stream
         self.windows = per_stream // self.seq_len  # training reads whole windows only
-        starts = np.arange(self.batch_size) * per_stream
-        columns = starts[None, :] + np.arange(per_stream + 1)[:, None]
-        self.streams = tokens[columns]  # (per_stream + 1, B): stream b is column b
+        self.columns = np.arange(self.batch_size)  # the streams this source reads (all, unless a shard)
+
+    def shard(self, index: int, count: int) -> StreamBatches:
+        """The same streams' block `index` of `count` (np.array_split's blocks, in order); empty
+        when there are fewer streams than blocks."""
+        part = copy.copy(self)
+        part.columns = np.array_split(np.arange(self.batch_size), count)[index]
+        return part
+
+    def _window(self, begin: int, steps: int) -> np.ndarray:
+        """Steps begin .. begin + steps of this source's streams, (steps + 1, streams) int64."""
+        rows = begin + np.arange(steps + 1)
+        return np.asarray(self.tokens[(self.columns * self.per_stream)[None, :] + rows[:, None]], dtype=np.int64)
+
+    @property
+    def streams(self) -> np.ndarray:
+        """Every stream whole, (per_stream + 1, streams): stream b is column b (reads everything)."""
+        return self._window(0, self.per_stream)
 
     def __len__(self) -> int:
         return self.windows
 
     def batch(self, epoch: int, position: int):
-        begin = position * self.seq_len
-        window = self.streams[begin:begin + self.seq_len + 1]
+        window = self._window(position * self.seq_len, self.seq_len)
         return window[:-1], window[1:], None
 
     def in_order(self):
         """Every window once, in order, then the short rest of each stream (for evaluation:
         the state carries between them, and only the fewer than B tokens that do not fill a
         stream are left out)."""
-        for begin in range(0, len(self.streams) - 1, self.seq_len):
-            window = self.streams[begin:begin + self.seq_len + 1]
+        if not len(self.columns):
+            return
+        for begin in range(0, self.per_stream, self.seq_len):
+            window = self._window(begin, min(self.seq_len, self.per_stream - begin))
             yield window[:-1], window[1:], None
 
     @property
     def tokens_per_batch(self) -> int:
-        return self.seq_len * self.batch_size
+        return self.seq_len * len(self.columns)

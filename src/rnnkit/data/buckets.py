@@ -15,9 +15,11 @@ two integers.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
-from .batches import Padded
+from .batches import EmptyShare, Padded, share_of
 
 __all__ = ["LengthBuckets"]
 
@@ -43,6 +45,14 @@ class LengthBuckets:
         self.inputs, self.mask, self.targets = inputs, mask, targets
         self.batch_size, self.seed = min(int(batch_size), len(inputs)), int(seed)
         self._epoch_batches: tuple[int, list[np.ndarray]] | None = None  # the last epoch's, reused
+        self.shard_of: tuple[int, int] | None = None  # (index, count): this process's block of each batch
+
+    def shard(self, index: int, count: int) -> LengthBuckets:
+        """The same batches, each cut to its block `index` of `count` (data-parallel training),
+        padded to the whole batch's longest sequence so that every process runs as many steps."""
+        part = copy.copy(self)
+        part.shard_of = (index, count)
+        return part
 
     def __len__(self) -> int:
         """Steps per epoch."""
@@ -61,15 +71,21 @@ class LengthBuckets:
 
     def batch(self, epoch: int, position: int):
         """(Padded inputs, targets, None) of step `position` of `epoch`, time-major."""
-        return self._select(self._batches(epoch)[position])
+        return self._share(self._batches(epoch)[position])
 
     def in_order(self):
         """Every example once, in batches of similar length (for evaluation)."""
         ordered = np.argsort(self.lengths, kind="stable")
         for begin in range(0, len(ordered), self.batch_size):
-            yield self._select(ordered[begin:begin + self.batch_size])
+            inputs, targets, mask = self._share(ordered[begin:begin + self.batch_size])
+            if not isinstance(inputs, EmptyShare):
+                yield inputs, targets, mask
 
-    def _select(self, rows: np.ndarray):
+    def _share(self, rows: np.ndarray):
         steps = int(self.lengths[rows].max())
+        rows = share_of(rows, self.shard_of)
+        return (EmptyShare(steps), None, None) if not len(rows) else self._select(rows, steps)
+
+    def _select(self, rows: np.ndarray, steps: int):
         inputs = np.swapaxes(self.inputs[rows, :steps], 0, 1)
         return Padded(inputs, np.swapaxes(self.mask[rows, :steps], 0, 1)), self.targets[rows], None

@@ -14,6 +14,7 @@ import numpy as np
 
 from rnnkit.argtypes import finite_float, fraction, non_negative_float, non_negative_int, positive_float, positive_int
 from rnnkit.data.buckets import LengthBuckets
+from rnnkit.distributed import from_environment
 from rnnkit.metrics import format_confusion
 from rnnkit.optim import Adam
 from rnnkit.threads import one_blas_thread
@@ -147,6 +148,8 @@ def run_train(args) -> int:
         if getattr(args, name) is None:
             setattr(args, name, value)
     started = time.perf_counter()
+    communicator = from_environment()  # under `mpiexec ... python -m mpi4py -m rnnkit`: data-parallel
+    root = communicator is None or communicator.is_root
     if args.file is not None:
         source = datasets.load_file(args.file, args.text_column, args.label_column, regression=args.regression)
     else:
@@ -163,22 +166,30 @@ def run_train(args) -> int:
     what = (f"{len(metadata['vocabulary']):,} {metadata['tokens']} in the vocabulary" if metadata["input"] == "text"
             else f"{metadata['feature_shape'][0]} steps of {metadata['feature_shape'][1]} features")
     classes = "a number" if regression else f"{len(metadata['labels'])} classes"
-    print(f"{source.name}: {len(train):,} training, {len(validation):,} validation, {len(test):,} test {unit}; "
-          f"{what}; {classes}", file=sys.stderr)
-    print(f"model: {describe_model(model)}, {model.num_parameters():,} parameters", file=sys.stderr)
+    if root:
+        print(f"{source.name}: {len(train):,} training, {len(validation):,} validation, {len(test):,} test {unit}; "
+              f"{what}; {classes}", file=sys.stderr)
+        print(f"model: {describe_model(model)}, {model.num_parameters():,} parameters"
+              + ("" if communicator is None else f", on {communicator.size} MPI processes"), file=sys.stderr)
 
     trainer = Trainer(model, Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay), model.loss,
-                      clip_norm=args.clip or None)
+                      clip_norm=args.clip or None, communicator=communicator)
     batches = LengthBuckets(train.inputs, train.mask, train.targets, batch_size=args.batch, seed=args.seed)
     held_out = LengthBuckets(validation.inputs, validation.mask, validation.targets, batch_size=256)
     warning = few_updates_warning(len(batches), len(train), args.batch)
-    if warning:
+    if warning and root:
         print(warning, file=sys.stderr)
-    trainer.callbacks.append(epoch_reporter(validation, len(batches), metadata))
+    if communicator is not None:  # each rank trains and validates its block of every batch
+        batches = batches.shard(communicator.rank, communicator.size)
+        held_out = held_out.shard(communicator.rank, communicator.size)
+    if root:
+        trainer.callbacks.append(epoch_reporter(validation, len(batches), metadata))
     out = Path(args.out)
     trainer.fit(batches, epochs=args.epochs, max_seconds=None if args.minutes is None else 60 * args.minutes,
                 validation=held_out, eval_every=len(batches), patience=args.patience, checkpoint_dir=out,
                 metadata=metadata)
+    if not root:
+        return 0
     seconds = time.perf_counter() - started
     model, _ = load_model(out / "best.safetensors")
     evaluations = [r["val_loss"] for r in trainer.state.history if "val_loss" in r]

@@ -42,6 +42,7 @@ KINDS = {
     "lr_decay_after": "non_negative_int", "val_frac": "fraction", "eval_every": "positive_int",
     "seed": "non_negative_int", "tokens": ("chars", "words"), "vocab_size": "positive_int", "tie_weights": "bool",
     "layer_norm": "bool", "input_dropout": "fraction", "recurrent_dropout": "fraction", "forget_bias": "finite_float",
+    "val_tokens": "positive_int",
 }
 NOT_HERE = {"corpus", "out", "sample_every", "sample_length", "prime"}  # the command's reporting and files
 

@@ -91,6 +91,9 @@ def add_train(verbs) -> None:
                        help="epochs at the full rate before the decay starts (char-rnn's learning_rate_decay_after)")
     train.add_argument("--val-frac", type=fraction,
                        help=f"last fraction of the text kept for validation (default: {D['val_frac']})")
+    train.add_argument("--val-tokens", type=positive_int,
+                       help=f"validate on at most the first N tokens of the validation part "
+                            f"(default: {D['val_tokens']:,})")
     train.add_argument("--eval-every", type=positive_int, help=f"validate and save every N steps "
                                                                f"(default: {D['eval_every']})")
     train.add_argument("--sample-every", type=non_negative_int,
@@ -180,27 +183,35 @@ def run_eval(args) -> int:
 
 
 def run_train(args) -> int:
+    """One process, or one rank of `mpiexec -n N python -m mpi4py -m rnnkit lm train` (rank 0
+    prints and writes; the others train their share silently)."""
+    communicator = training.communicator()
+    root = communicator is None or communicator.is_root
     resume_path, resumed_info = None, None
     if args.resume is not None:
         resume_path = Path(args.resume) if args.resume else Path(args.out or DEFAULTS["out"]) / "last.safetensors"
         resumed_info = training.resumed_metadata(resume_path)
     settings = training.settings_from(args, None if resumed_info is None else resumed_info["settings"])
     out = Path(settings["out"])
-    vocabulary, train_ids, val_ids, test_text, description = training.prepare_data(args, settings, resumed_info)
-    batches = training.training_batches(train_ids, settings)
-    validation = training.validation_batches(val_ids, settings)
-    trainer, language_model = training.build_trainer(settings, vocabulary)
+    vocabulary, train_ids, val_ids, test_text, description = training.prepare_data(args, settings, resumed_info,
+                                                                                   communicator)
+    batches = training.training_batches(train_ids, settings, communicator)
+    validation = training.validation_batches(val_ids, settings, communicator)
+    trainer, language_model = training.build_trainer(settings, vocabulary, communicator)
     model = trainer.model
     if resume_path is not None:
         trainer.restore(resume_path)
     first_step = trainer.state.step
     source_file = settings.get("source_file") or (None if args.text_file is None else str(args.text_file))
     metadata = {**language_model.metadata(), "settings": {**settings, "source_file": source_file}}
-    print(f"training a {settings['layers']} x {settings['hidden']} {settings['cell'].upper()} on {description}, "
-          f"{model.num_parameters():,} parameters", file=sys.stderr)
-    progress = Progress(settings, batches)
-    trainer.callbacks += [progress.update, Sampler(language_model, settings).maybe_sample]
-    out.mkdir(parents=True, exist_ok=True)
+    ranks = "" if communicator is None else f" on {communicator.size} MPI processes"
+    if root:
+        print(f"training a {settings['layers']} x {settings['hidden']} {settings['cell'].upper()} on {description}, "
+              f"{model.num_parameters():,} parameters{ranks}", file=sys.stderr)
+    progress = Progress(settings, batches, show=root)
+    if root:
+        trainer.callbacks += [progress.update, Sampler(language_model, settings).maybe_sample]
+        out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     status = 0
     try:
@@ -209,6 +220,11 @@ def run_train(args) -> int:
                     validation=validation, eval_every=settings["eval_every"], checkpoint_dir=out,
                     save_every=settings["eval_every"], metadata=metadata)
     except KeyboardInterrupt:
+        if communicator is not None:  # the other ranks may be inside a collective: end them all
+            last = out / "last.safetensors"
+            print(f"\ninterrupted; the last checkpoint is {last}" + (" (none yet)" if not last.exists() else ""),
+                  file=sys.stderr)
+            communicator.abort(130)
         print(f"\ninterrupted at step {trainer.state.step}; checkpoint saved to {out / 'last.safetensors'} "
               f"(continue with: rnnkit lm train --resume {out / 'last.safetensors'})", file=sys.stderr)
         status = 130
@@ -218,9 +234,10 @@ def run_train(args) -> int:
         raise TrainingDiverged(f"{error}{kept}") from None
     finally:
         progress.close()
-        finish(trainer, out, batches.tokens_per_batch * (trainer.state.step - first_step),
-               time.perf_counter() - started, language_model.unit)
-    if test_text is not None and status == 0:
+        if root:
+            finish(trainer, out, progress.tokens * (trainer.state.step - first_step),
+                   time.perf_counter() - started, language_model.unit)
+    if test_text is not None and status == 0 and root:
         best = LanguageModel.load(out / "best.safetensors")
         nats, count = best.loss(test_text, batch=settings["batch"], seq_len=settings["seq_len"])
         print(f"test ({count:,} {best.unit}s of held-out plays): {nats:.4f} nats/{best.unit}, "

@@ -39,13 +39,13 @@ def finish(trainer: Trainer, out: Path, tokens: int, seconds: float, unit: str) 
 class Progress:
     """A tqdm bar: the running-mean training loss, the last validation loss, tokens per second."""
 
-    def __init__(self, settings: dict, batches: StreamBatches):
+    def __init__(self, settings: dict, batches: StreamBatches, show: bool = True):
         from tqdm import tqdm
 
         total = settings["steps"] or (settings["epochs"] * len(batches) if settings["epochs"] else None)
         self.bar = tqdm(total=total, unit="step", dynamic_ncols=True, file=sys.stderr,
-                        disable=None)  # None: no bar when stderr is not a terminal
-        self.tokens = batches.tokens_per_batch
+                        disable=None if show else True)  # None: no bar when stderr is not a terminal
+        self.tokens = settings["batch"] * settings["seq_len"]  # the global batch (all MPI processes)
         self.unit = "char" if settings["tokens"] == "chars" else "word"
         self.smoothed = None
         self.val = None

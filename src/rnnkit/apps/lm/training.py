@@ -15,7 +15,9 @@ import numpy as np
 from rnnkit.checkpoint import load_checkpoint
 from rnnkit.data.batches import StreamBatches
 from rnnkit.data.corpora import load_corpus, shakespeare_split
-from rnnkit.data.text import Vocabulary, read_text, tokenize
+from rnnkit.data.text import Vocabulary, tokenize
+from rnnkit.data.tokens import prepare_tokens
+from rnnkit.distributed import Communicator, from_environment, root_first
 from rnnkit.losses import softmax_cross_entropy
 from rnnkit.network import NetworkConfig, SequenceNetwork
 from rnnkit.optim import SGD, Adagrad, Adam, AdamW, RMSprop
@@ -31,7 +33,7 @@ DEFAULTS = {
     "optimizer": "adam", "clip": 5.0, "lr_decay": 1.0, "lr_decay_after": 0, "val_frac": 0.05,
     "eval_every": 200, "sample_every": 500, "sample_length": 200, "prime": None, "seed": 0,
     "out": "runs/lm", "tokens": "chars", "vocab_size": 10000, "tie_weights": False,
-    "layer_norm": False, "input_dropout": 0.0, "recurrent_dropout": 0.0, "forget_bias": 0.0,
+    "layer_norm": False, "input_dropout": 0.0, "recurrent_dropout": 0.0, "forget_bias": 0.0, "val_tokens": 500_000,
 }
 PRESETS = {
     # The lecture's toy: "hello" from one-hot letters through 3 hidden units.
@@ -70,38 +72,45 @@ def settings_from(args, resumed: dict | None) -> dict:
     return settings
 
 
-def load_text(args, settings: dict) -> tuple[str, str]:
-    if args.text_file is not None:
-        return read_text(args.text_file), str(args.text_file)
-    if settings.get("source_file"):
-        return read_text(settings["source_file"]), settings["source_file"]
-    return load_corpus(settings["corpus"]), settings["corpus"]
+def communicator() -> Communicator | None:
+    """The MPI ranks' communicator when launched by `mpiexec ... python -m mpi4py -m rnnkit`, else None."""
+    return from_environment()
 
 
-def prepare_data(args, settings: dict, saved: dict | None):
+def token_ids(args, settings: dict, progress: bool = True):
+    """The text's ids, memory-mapped from the token cache (`rnnkit.data.tokens`), and its source."""
+    level, options = settings["tokens"], {"vocab_size": settings["vocab_size"], "val_frac": settings["val_frac"]}
+    path = args.text_file if args.text_file is not None else settings.get("source_file")
+    if path:
+        return prepare_tokens(path, level, progress=progress, **options), str(path)
+    corpus = settings["corpus"]
+    return prepare_tokens(corpus, level, text=load_corpus(corpus), progress=progress, **options), corpus
+
+
+def prepare_data(args, settings: dict, saved: dict | None, communicator: Communicator | None = None):
     """(vocabulary, training ids, validation ids, test text or None, a description). Words of the
-    Shakespeare corpus use its fixed play-level split (and report a test perplexity); any other
-    text is split into two contiguous blocks."""
+    Shakespeare corpus use its fixed play-level split (and report a test perplexity), in memory;
+    any other text is tokenised once into the token cache and read through a memory map, split
+    into two contiguous blocks. Under MPI, rank 0 prepares the cache and the others then open it."""
     level = settings["tokens"]
     if level == "words" and args.text_file is None and settings.get("corpus") == "shakespeare":
         train_text, val_text, test_text = shakespeare_split()
+        train_tokens, val_tokens = tokenize(train_text, level), tokenize(val_text, level)
+        vocabulary = (Vocabulary(saved["vocabulary"], unknown=saved.get("unknown")) if saved is not None
+                      else Vocabulary.from_words(train_tokens, settings["vocab_size"]))
+        train_ids, val_ids = vocabulary.encode(train_tokens), vocabulary.encode(val_tokens)
         source = "shakespeare (play-level split)"
     else:
-        text, source = load_text(args, settings)
-        tokens = tokenize(text, level)
-        cut = len(tokens) - int(round(len(tokens) * settings["val_frac"]))
-        train_text = val_text = None
-        train_tokens, val_tokens, test_text = tokens[:cut], tokens[cut:], None
-    if train_text is not None:
-        train_tokens, val_tokens = tokenize(train_text, level), tokenize(val_text, level)
-    if saved is not None:
-        vocabulary = Vocabulary(saved["vocabulary"], unknown=saved.get("unknown"))
-    elif level == "words":
-        vocabulary = Vocabulary.from_words(train_tokens, settings["vocab_size"])
-    else:
-        vocabulary = Vocabulary.from_text(train_tokens + val_tokens)
-    description = f"{source}: {len(train_tokens) + len(val_tokens):,} {level}, vocabulary {len(vocabulary):,}"
-    return vocabulary, vocabulary.encode(train_tokens), vocabulary.encode(val_tokens), test_text, description
+        root = communicator is None or communicator.is_root
+        prepared, source = root_first(communicator, lambda: token_ids(args, settings, progress=root))
+        vocabulary, ids, test_text = prepared.vocabulary, prepared.ids, None
+        if saved is not None and Vocabulary(saved["vocabulary"], unknown=saved.get("unknown")) != vocabulary:
+            raise ValueError(f"{source} does not give the vocabulary the checkpoint was trained with; resume "
+                             "with the text (and --vocab-size, --val-frac) of the run")
+        cut = len(ids) - int(round(len(ids) * settings["val_frac"]))
+        train_ids, val_ids = ids[:cut], ids[cut:]
+    description = f"{source}: {len(train_ids) + len(val_ids):,} {level}, vocabulary {len(vocabulary):,}"
+    return vocabulary, train_ids, val_ids, test_text, description
 
 
 def network_config(settings: dict, vocabulary_size: int) -> NetworkConfig:
@@ -117,13 +126,16 @@ def network_config(settings: dict, vocabulary_size: int) -> NetworkConfig:
         recurrent_dropout=settings.get("recurrent_dropout", 0.0), forget_bias=settings.get("forget_bias", 0.0))
 
 
-def validation_batches(ids: np.ndarray, settings: dict) -> StreamBatches | None:
+def validation_batches(ids: np.ndarray, settings: dict, communicator: Communicator | None = None):
+    """The validation part's first --val-tokens tokens as streams (this rank's block under MPI)."""
     if settings["val_frac"] == 0:
         return None
+    ids = ids[: settings.get("val_tokens") or len(ids)]  # .get: older checkpoints had no cap
     if len(ids) < 2:
         raise ValueError("the validation part is too short to evaluate; use a longer text or a larger --val-frac")
     batch = max(1, min(settings["batch"], (len(ids) - 1) // settings["seq_len"]))
-    return StreamBatches(ids, batch, min(settings["seq_len"], (len(ids) - 1) // batch))
+    streams = StreamBatches(ids, batch, min(settings["seq_len"], (len(ids) - 1) // batch))
+    return streams if communicator is None else streams.shard(communicator.rank, communicator.size)
 
 
 def truncation(settings: dict) -> tuple[int, int]:
@@ -136,21 +148,29 @@ def truncation(settings: dict) -> tuple[int, int]:
     return k1, k2
 
 
-def training_batches(train_ids: np.ndarray, settings: dict) -> StreamBatches:
+def training_batches(train_ids: np.ndarray, settings: dict, communicator: Communicator | None = None):
+    """The training streams; under MPI, this rank's block of the --batch streams."""
     try:
-        return StreamBatches(train_ids, settings["batch"], settings["seq_len"])
+        streams = StreamBatches(train_ids, settings["batch"], settings["seq_len"])
     except ValueError as error:
         raise ValueError(f"the training text is shorter than one window: {error}") from None
+    if communicator is None:
+        return streams
+    if settings["batch"] < communicator.size:
+        raise ValueError(f"--batch {settings['batch']} gives fewer streams than the {communicator.size} MPI "
+                         "processes; each needs at least one (raise --batch or use fewer processes)")
+    return streams.shard(communicator.rank, communicator.size)
 
 
-def build_trainer(settings: dict, vocabulary: Vocabulary) -> tuple[Trainer, LanguageModel]:
+def build_trainer(settings: dict, vocabulary: Vocabulary,
+                  communicator: Communicator | None = None) -> tuple[Trainer, LanguageModel]:
     """The network, its optimizer and learning-rate schedule, and the trainer that runs them."""
     k1, k2 = truncation(settings)
     model = SequenceNetwork(network_config(settings, len(vocabulary)), rng=settings["seed"])
     optimizer = OPTIMIZERS[settings["optimizer"]](model.parameters(), lr=settings["lr"])
     schedule = learning_rate_schedule(optimizer, settings)
     trainer = Trainer(model, optimizer, softmax_cross_entropy, k1=k1, k2=k2,
-                      clip_norm=settings["clip"] or None, schedule=schedule)
+                      clip_norm=settings["clip"] or None, schedule=schedule, communicator=communicator)
     return trainer, LanguageModel(model, vocabulary, settings["tokens"])
 
 

@@ -1,0 +1,115 @@
+"""The token cache (rnnkit.data.tokens): the same ids, vocabulary and batches as the in-memory path,
+a cache that is rebuilt when the text, the settings or the file change, and a large text trained
+out of core under a memory limit the test measures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnkit.data.batches import StreamBatches
+from rnnkit.data.text import Vocabulary, tokenize
+from rnnkit.data.tokens import prepare_tokens
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak. Ne'er 1601's "
+        "naïve café — 中文 text_with_underscores!\n") * 40
+
+
+@pytest.fixture
+def text_file(tmp_path) -> Path:
+    path = tmp_path / "text.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("chunk_bytes", [5, 64, 1 << 20])  # chunks that cut UTF-8 characters and words
+def test_character_ids_and_batches_equal_the_in_memory_path(text_file, tmp_path, chunk_bytes):
+    prepared = prepare_tokens(text_file, "chars", cache=tmp_path / "cache", chunk_bytes=chunk_bytes, progress=False)
+    vocabulary = Vocabulary.from_text(tokenize(TEXT, "chars"))
+    in_memory = vocabulary.encode(tokenize(TEXT, "chars"))
+    assert prepared.vocabulary == vocabulary and isinstance(prepared.ids, np.memmap)
+    assert prepared.ids.dtype == np.uint8 and np.array_equal(prepared.ids, in_memory)
+    mapped, memory = StreamBatches(prepared.ids, 4, 16), StreamBatches(in_memory, 4, 16)
+    for position in range(len(memory)):
+        for ours, theirs in zip(mapped.batch(0, position)[:2], memory.batch(0, position)[:2]):
+            assert ours.dtype == theirs.dtype == np.int64 and np.array_equal(ours, theirs)
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(mapped.in_order(), memory.in_order()))
+
+
+@pytest.mark.parametrize("chunk_bytes", [7, 1 << 20])
+def test_word_ids_equal_the_in_memory_path(text_file, tmp_path, chunk_bytes):
+    prepared = prepare_tokens(text_file, "words", vocab_size=12, val_frac=0.1, cache=tmp_path / "cache",
+                              chunk_bytes=chunk_bytes, progress=False)
+    words = tokenize(TEXT, "words")
+    cut = len(words) - int(round(len(words) * 0.1))
+    vocabulary = Vocabulary.from_words(words[:cut], 12)
+    assert prepared.vocabulary == vocabulary and prepared.vocabulary.unknown_token == "<unk>"
+    assert np.array_equal(prepared.ids, vocabulary.encode(words))
+
+
+def test_the_cache_is_reused_and_rebuilt_when_the_text_settings_or_ids_change(text_file, tmp_path):
+    cache = tmp_path / "cache"
+    first = prepare_tokens(text_file, "chars", cache=cache, progress=False)
+    assert first.prepared and not prepare_tokens(text_file, "chars", cache=cache, progress=False).prepared
+    assert prepare_tokens(text_file, "words", cache=cache, progress=False).prepared  # other settings
+    text_file.write_text(TEXT + "Zebra!", encoding="utf-8")  # a changed text
+    changed = prepare_tokens(text_file, "chars", cache=cache, progress=False)
+    assert changed.prepared and changed.path != first.path and "Z" in changed.vocabulary.tokens
+    with open(changed.path, "r+b") as ids:  # a truncated ids file is never trusted
+        ids.truncate(10)
+    rebuilt = prepare_tokens(text_file, "chars", cache=cache, progress=False)
+    assert rebuilt.prepared and len(rebuilt.ids) == len(TEXT) + 6
+    meta = changed.path.with_suffix(".json")  # an entry of another format version is rebuilt
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "format": 0}))
+    assert prepare_tokens(text_file, "chars", cache=cache, progress=False).prepared
+
+
+@pytest.mark.parametrize("content, message", [(b"", "is empty"), (b"ab\x00cd", "looks binary"),
+                                              (b"abc \xff def", "byte 0xff at offset 4"),
+                                              (b"abc \xc3", "not UTF-8")])
+@pytest.mark.parametrize("level", ["chars", "words"])
+def test_bad_text_is_one_clear_error(tmp_path, content, message, level):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        prepare_tokens(path, level, cache=tmp_path / "cache", progress=False)
+    with pytest.raises(FileNotFoundError):
+        prepare_tokens(tmp_path / "missing.txt", level, cache=tmp_path / "cache", progress=False)
+
+
+OUT_OF_CORE = r"""
+import resource, sys
+from rnnkit.cli import main
+status = main(sys.argv[1:])
+print("maxrss_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "status", status)
+"""
+
+
+def test_a_large_text_trains_out_of_core_under_a_memory_limit(tmp_path):
+    """A 160 MB text: the old path held ~26 bytes per character (over 4 GB); the memory-mapped
+    one must stay under 450 MiB resident, the interpreter, NumPy and Numba included (~200 MiB)."""
+    megabytes = int(os.environ.get("RNNKIT_OUT_OF_CORE_MB", "160"))
+    path = tmp_path / "large.txt"
+    line = np.frombuffer(b"the quick brown fox jumps over the lazy dog, said Ne'er-do-well 42 times.\n", np.uint8)
+    rng = np.random.default_rng(0)
+    with open(path, "wb") as out:
+        for _ in range(megabytes):
+            block = np.tile(line, 1_000_000 // len(line) + 1)[:1_000_000].copy()
+            block[rng.integers(0, len(block), 2000)] = ord("x")  # not one repeated line only
+            out.write(block.tobytes())
+    env = {**os.environ, "PYTHONPATH": str(SRC), "RNNKIT_CACHE": str(tmp_path / "cache")}
+    command = [sys.executable, "-c", OUT_OF_CORE, "lm", "train", str(path), "--hidden", "32", "--layers", "1",
+               "--embed", "8", "--steps", "3", "--batch", "8", "--seq-len", "16", "--eval-every", "3",
+               "--val-frac", "0.01", "--val-tokens", "2000", "--sample-every", "0", "--out", str(tmp_path / "run")]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    maxrss_mib = int(result.stdout.split("maxrss_kib")[1].split()[0]) / 1024
+    assert maxrss_mib < 450, f"peak RSS {maxrss_mib:.0f} MiB for a {megabytes} MB text"
+    assert f"{megabytes * 1_000_000:,} chars" in result.stderr
