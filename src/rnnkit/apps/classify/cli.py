@@ -13,18 +13,16 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.argtypes import finite_float, fraction, non_negative_float, non_negative_int, positive_float, positive_int
-from rnnkit.data.buckets import LengthBuckets
 from rnnkit.distributed import from_environment
 from rnnkit.metrics import format_confusion
-from rnnkit.optim import Adam
 from rnnkit.threads import one_blas_thread
-from rnnkit.train import Trainer
 
 from . import datasets
 from .datasets import DATASETS
 from .evaluate import below_baseline_advice, few_updates_warning, format_scores, run_baseline, score, scores_of
 from .labelled import TextEncoder
 from .model import build_model, describe_model, load_model
+from .training import Examples, plan_training
 
 
 def add_parser(tasks) -> None:
@@ -172,22 +170,17 @@ def run_train(args) -> int:
         print(f"model: {describe_model(model)}, {model.num_parameters():,} parameters"
               + ("" if communicator is None else f", on {communicator.size} MPI processes"), file=sys.stderr)
 
-    trainer = Trainer(model, Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay), model.loss,
-                      clip_norm=args.clip or None, communicator=communicator)
-    batches = LengthBuckets(train.inputs, train.mask, train.targets, batch_size=args.batch, seed=args.seed)
-    held_out = LengthBuckets(validation.inputs, validation.mask, validation.targets, batch_size=256)
-    warning = few_updates_warning(len(batches), len(train), args.batch)
+    plan = plan_training(model, Examples(train.inputs, train.mask, train.targets),
+                         Examples(validation.inputs, validation.mask, validation.targets), batch=args.batch,
+                         lr=args.lr, weight_decay=args.weight_decay, clip=args.clip, patience=args.patience,
+                         seed=args.seed, communicator=communicator)
+    warning = few_updates_warning(plan.updates_per_epoch, len(train), args.batch)  # a shard has every batch
     if warning and root:
         print(warning, file=sys.stderr)
-    if communicator is not None:  # each rank trains and validates its block of every batch
-        batches = batches.shard(communicator.rank, communicator.size)
-        held_out = held_out.shard(communicator.rank, communicator.size)
-    if root:
-        trainer.callbacks.append(epoch_reporter(validation, len(batches), metadata))
     out = Path(args.out)
-    trainer.fit(batches, epochs=args.epochs, max_seconds=None if args.minutes is None else 60 * args.minutes,
-                validation=held_out, eval_every=len(batches), patience=args.patience, checkpoint_dir=out,
-                metadata=metadata)
+    reporter = (epoch_reporter(validation, plan.updates_per_epoch, metadata),) if root else ()
+    trainer = plan.run(epochs=args.epochs, max_seconds=None if args.minutes is None else 60 * args.minutes,
+                       checkpoint_dir=out, metadata=metadata, callbacks=reporter)
     if not root:
         return 0
     seconds = time.perf_counter() - started

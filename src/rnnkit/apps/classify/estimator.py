@@ -27,7 +27,6 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from rnnkit.checks import check_arguments
-from rnnkit.data.buckets import LengthBuckets
 from rnnkit.optim import Adam
 from rnnkit.threads import one_blas_thread
 from rnnkit.train import Trainer
@@ -35,6 +34,7 @@ from rnnkit.train import Trainer
 from .datasets import encode_texts
 from .labelled import TextEncoder, build_vocabulary
 from .model import KIND, build_model, load_model
+from .training import Examples, plan_training
 
 __all__ = ["RecurrentClassifier", "RecurrentRegressor"]
 
@@ -119,17 +119,14 @@ class _RecurrentEstimator(BaseEstimator):
         validation = None
         if self.validation_fraction:
             train, held_out = _holdout(len(inputs), self.validation_fraction, seed)
-            validation = LengthBuckets(inputs[held_out], mask[held_out], targets[held_out], batch_size=256)
+            validation = Examples(inputs[held_out], mask[held_out], targets[held_out])
         model = build_model(metadata, targets[train], cell=self.cell, hidden=self.hidden, layers=self.layers,
                             embed=self.embed, dropout=self.dropout, bidirectional=self.bidirectional, seed=seed,
                             forget_bias=self.forget_bias)
-        trainer = Trainer(model, Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay), model.loss,
-                          clip_norm=self.clip or None)
-        batches = LengthBuckets(inputs[train], mask[train], targets[train], batch_size=self.batch, seed=seed)
-        with one_blas_thread():
-            trainer.fit(batches, epochs=self.epochs, validation=validation,
-                        eval_every=len(batches) if validation is not None else None,
-                        patience=self.patience if validation is not None else None)
+        plan = plan_training(model, Examples(inputs[train], mask[train], targets[train]), validation,
+                             batch=self.batch, lr=self.lr, weight_decay=self.weight_decay, clip=self.clip,
+                             patience=self.patience, seed=seed)
+        trainer = plan.run(epochs=self.epochs)
         if validation is not None and trainer.best_weights is not None:
             model.load_state_dict(trainer.best_weights)
         model.eval()

@@ -1,0 +1,70 @@
+"""Training a many-to-one model: the one code path of `rnnkit classify train` and of the
+scikit-learn estimators' `fit`. Batches of similar length (`LengthBuckets`), Adam with optional
+weight decay, the gradient's global norm clipped; with validation data, one evaluation per epoch,
+the best epoch kept and `patience` epochs without a better validation loss ending the run. Under
+MPI (`communicator`) each rank trains on its block of every batch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from rnnkit.data.buckets import LengthBuckets
+from rnnkit.optim import Adam
+from rnnkit.threads import one_blas_thread
+from rnnkit.train import Trainer
+
+__all__ = ["Examples", "TrainingPlan", "plan_training"]
+
+
+@dataclass
+class Examples:
+    """Encoded sequences: inputs (N, T) ids or (N, T, F) features, mask (N, T) of real steps,
+    targets (N,)."""
+
+    inputs: np.ndarray
+    mask: np.ndarray
+    targets: np.ndarray
+
+
+@dataclass
+class TrainingPlan:
+    """A trainer with its batches, ready to run: `updates_per_epoch` is known before training
+    starts (the command warns when it is small)."""
+
+    trainer: Trainer
+    batches: LengthBuckets
+    validation: LengthBuckets | None
+    patience: int | None
+
+    @property
+    def updates_per_epoch(self) -> int:
+        return len(self.batches)
+
+    def run(self, *, epochs: int, max_seconds: float | None = None, checkpoint_dir=None,
+            metadata: dict | None = None, callbacks: tuple[Callable, ...] = ()) -> Trainer:
+        """Train (one BLAS thread: these products are small) and return the trainer."""
+        self.trainer.callbacks += list(callbacks)
+        with one_blas_thread():
+            self.trainer.fit(self.batches, epochs=epochs, max_seconds=max_seconds, validation=self.validation,
+                             eval_every=len(self.batches) if self.validation is not None else None,
+                             patience=self.patience if self.validation is not None else None,
+                             checkpoint_dir=checkpoint_dir, metadata=metadata)
+        return self.trainer
+
+
+def plan_training(model, train: Examples, validation: Examples | None, *, batch: int, lr: float,
+                  weight_decay: float, clip: float | None, patience: int | None, seed: int,
+                  communicator=None) -> TrainingPlan:
+    """The trainer and batches for `model` (a SequenceClassifier or SequenceRegressor)."""
+    trainer = Trainer(model, Adam(model.parameters(), lr=lr, weight_decay=weight_decay), model.loss,
+                      clip_norm=clip or None, communicator=communicator)
+    batches = LengthBuckets(train.inputs, train.mask, train.targets, batch_size=batch, seed=seed)
+    held_out = (None if validation is None else
+                LengthBuckets(validation.inputs, validation.mask, validation.targets, batch_size=256))
+    if communicator is not None:  # each rank trains and validates its block of every batch
+        batches = batches.shard(communicator.rank, communicator.size)
+        held_out = None if held_out is None else held_out.shard(communicator.rank, communicator.size)
+    return TrainingPlan(trainer, batches, held_out, patience)
