@@ -318,3 +318,13 @@ def test_an_unknown_word_is_called_a_word():
         Vocabulary(["the", "cat", "sat"]).encode(["the", "dog", "sat", "mat"])
     with pytest.raises(ValueError, match=r"^characters 'xz' never seen in training$"):
         Vocabulary(list("abc")).encode(list("axcz"))
+
+
+def test_a_short_text_is_scored_as_one_stream():
+    """The hello toy writes "hello" from "h"; its perplexity on "hello" must say so. Cut into
+    parallel streams that each start from the zero state, the same 5 characters scored 2.3."""
+    from rnnkit.apps import lm
+
+    model = lm.train("hello", steps=300, progress=False)
+    assert model.sample(4, prime="h", greedy=True) == "hello"
+    assert model.perplexity("hello") < 1.1

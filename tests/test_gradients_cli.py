@@ -31,3 +31,19 @@ def test_quick_run_prints_the_norms_and_writes_the_figure(tmp_path, capsys):
 def test_a_bad_cell_list_is_one_line(capsys):
     code, _, err = run_cli(capsys, "gradients", "--cells", "rnn,transformer")
     assert code == 2 and "comma-separated list of rnn, lstm, gru" in err and err.count("\n") == 1
+
+
+def test_an_rnn_that_overflows_at_once_is_reported_not_a_traceback(tmp_path, capsys):
+    """With spectral radius 10 the gradient is not finite from the first update, clipped or not:
+    the table and the figure say so (it was an IndexError)."""
+    code, out, err = run_cli(capsys, "gradients", "--quick", "--cells", "rnn", "--radius", "10", "--out", tmp_path)
+    assert code == 0, err
+    assert "was not finite from the first update on" in out and (tmp_path / "gradients.png").stat().st_size > 0
+
+
+def test_bad_lengths_and_outputs_are_one_line_errors(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "gradients", "--quick", "--T", "1")
+    assert code == 2 and "--T: expected an integer >= 2" in err
+    (tmp_path / "a_file").write_text("x")
+    code, _, err = run_cli(capsys, "gradients", "--quick", "--out", tmp_path / "a_file")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "is a file, not a folder" in err

@@ -23,6 +23,7 @@ def _number(convert: Callable, accept: Callable, expected: str) -> Callable[[str
 
 
 positive_int = _number(int, lambda v: v > 0, "a positive integer")
+at_least_two = _number(int, lambda v: v >= 2, "an integer >= 2")
 non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a positive number")
 non_negative_float = _number(float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0")

@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args) or 0
+    except (FileExistsError, NotADirectoryError) as error:  # a folder to write into is a file
+        print(f"rnnkit: error: {error.filename} is a file, not a folder; give another path (e.g. another --out)",
+              file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as error:
         print(f"rnnkit: error: {error}", file=sys.stderr)
         return 2

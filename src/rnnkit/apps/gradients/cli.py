@@ -7,7 +7,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from rnnkit.argtypes import finite_float, non_negative_int, positive_float, positive_int
+from rnnkit.argtypes import at_least_two, finite_float, non_negative_int, positive_float, positive_int
 
 from .experiment import QUICK, Settings, measure_cells, measure_exploding
 from .figure import draw
@@ -38,7 +38,7 @@ def add_parser(tasks) -> None:
                     "at lags 1, 10, 50 and 100.")
     p.add_argument("--cells", type=cell_list, default=D.cells,
                    help=f"comma-separated cells to draw (default: {','.join(D.cells)})")
-    p.add_argument("--T", dest="steps", type=positive_int, default=D.steps,
+    p.add_argument("--T", dest="steps", type=at_least_two, default=D.steps,
                    help=f"sequence length, the largest lag (default: {D.steps})")
     p.add_argument("--hidden", type=positive_int, help=f"hidden units (default: {D.hidden})")
     p.add_argument("--batch", type=positive_int, help=sized("sequences per update and in the measured batch", "batch"))
@@ -95,13 +95,19 @@ def run(args) -> int:
                   f"{len(last)}; guessing 1 scores 0.167)")
     print(f"{'rnn, radius ' + format(settings.radius, 'g'):<26}{'h':<7}{'init':<9}"
           + "".join(f"{exploding.initial[k]:>11.2e}" for k in lags))
-    if exploding.diverged_at:
-        print(f"without clipping its loss went from {exploding.losses_unclipped[0]:.3g} to non-finite at update "
-              f"{exploding.diverged_at}; clipped at {settings.clip:g} it ended at {exploding.losses_clipped[-1]:.3g}")
-    else:
-        print(f"without clipping its loss ended at {exploding.losses_unclipped[-1]:.3g}, clipped at "
-              f"{exploding.losses_clipped[-1]:.3g}")
+    updates = settings.explode_steps
+    print(f"without clipping its loss {outcome(exploding.losses_unclipped, updates)}; clipped at {settings.clip:g} "
+          f"it {outcome(exploding.losses_clipped, updates)}")
     figure = out / "gradients.png"
     draw(figure, runs, exploding, settings)
     print(f"wrote {figure} ({time.perf_counter() - started:.0f} s)")
     return 0
+
+
+def outcome(losses: list[float], updates: int) -> str:
+    """What became of a training run's loss, in words (a run stops at its first non-finite loss)."""
+    if not losses:
+        return "was not finite from the first update on (the gradient overflowed)"
+    if len(losses) < updates:
+        return f"went from {losses[0]:.3g} to non-finite at update {len(losses) + 1}"
+    return f"went from {losses[0]:.3g} to {losses[-1]:.3g}"

@@ -83,7 +83,11 @@ def draw(path: str | Path, runs: list[CellRun], exploding: ExplodingRun, setting
               label=f"global norm clipped at {settings.clip:g}")
     if exploding.diverged_at:
         axes.axvline(exploding.diverged_at, color="tab:red", linestyle=":", linewidth=1)
-    axes.set_yscale("log")
+    if exploding.losses_unclipped or exploding.losses_clipped:
+        axes.set_yscale("log")
+    else:  # both overflowed at the first update: nothing finite to draw
+        axes.text(0.5, 0.5, "the gradient overflowed at the first update,\nclipped or not", ha="center",
+                  va="center", transform=axes.transAxes)
     axes.set_xlabel("SGD update")
     axes.set_ylabel("training loss (MSE at the last step)")
     axes.set_title(f"(d) the same RNN trained with SGD (lr {settings.explode_lr:g})")

@@ -123,14 +123,16 @@ class LanguageModel:
 
     @runs_in_eval_mode("network")
     def loss(self, text: str, *, batch: int = 16, seq_len: int = 256) -> tuple[float, int]:
-        """(cross-entropy in nats per token, number of tokens predicted) of `text`, read as
-        `batch` contiguous streams with the state carried (the fewer than `batch` final tokens
-        that do not fill a stream are left out). Unknown characters raise ValueError; unknown
-        words count as `<unk>`."""
+        """(cross-entropy in nats per token, number of tokens predicted) of `text`, read as up to
+        `batch` contiguous streams with the state carried, each at least `seq_len` tokens long (a
+        short text is one stream: every stream starts from the zero state, so cutting a sentence
+        into many short ones would score it nearly as bigrams). The fewer than `batch` final
+        tokens that do not fill a stream are left out. Unknown characters raise ValueError;
+        unknown words count as `<unk>`."""
         ids = self.vocabulary.encode(tokenize(text, self.level))
         if len(ids) < 2:
             raise ValueError(f"the text must have at least two {self.unit}s to predict one from the other")
-        batch = max(1, min(batch, (len(ids) - 1) // 2))
+        batch = max(1, min(batch, (len(ids) - 1) // seq_len))
         seq_len = max(1, min(seq_len, (len(ids) - 1) // batch))
         streams = StreamBatches(ids, batch, seq_len)
         total, count, state = 0.0, 0, None
