@@ -240,6 +240,7 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
         process.kill()
     assert process.returncode == 130
     assert "Traceback" not in err and "checkpoint saved to" in err
+    assert "\nstopped: " in err and "\ndone: " not in err  # an interrupted run is not "done"
     assert (tmp_path / "run" / "last.safetensors").exists()
 
 

@@ -169,3 +169,22 @@ def test_captioner_describes_images(tmp_path):
         model.describe(np.zeros((1, 5)))
     with pytest.raises(ValueError, match="40 images but 3 captions"):
         ImageCaptioner().fit(images, captions[:3])
+
+
+def test_a_model_trained_from_python_resumes_through_the_command(tmp_path, capsys):
+    """`lm.train` on a string, `save`, then `rnnkit lm train --resume`: without the text the
+    command says what to give (it was a TypeError); with it, training goes on beside the file."""
+    from clirun import run_cli
+
+    from rnnkit.apps import lm
+
+    text = "the quick brown fox jumps over the lazy dog. " * 20
+    lm.train(text, hidden=16, layers=1, embed=8, seq_len=16, batch=4, steps=10, eval_every=5,
+             progress=False).save(tmp_path / "fox.safetensors")
+    code, _, err = run_cli(capsys, "lm", "train", "--resume", tmp_path / "fox.safetensors", "--steps", "15")
+    assert code == 2 and "trained on a text given in Python" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "fox.txt").write_text(text)
+    code, _, err = run_cli(capsys, "lm", "train", tmp_path / "fox.txt", "--resume", tmp_path / "fox.safetensors",
+                           "--steps", "15", "--sample-every", "0")
+    assert code == 0, err
+    assert (tmp_path / "last.safetensors").exists()  # written beside the checkpoint it continued

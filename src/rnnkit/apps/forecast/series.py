@@ -206,7 +206,8 @@ def check_finite(series: Series, *, fill: bool = False) -> Series:
     if not problems:
         return series
     if not fill:
-        raise ValueError(f"{series.name}: {'; '.join(problems)}; pass --fill to interpolate them linearly")
+        raise ValueError(f"{series.name}: {'; '.join(problems)}; pass --fill (fill=True in Python) to interpolate "
+                         "them linearly")
     covariates = (np.stack([interpolate_gaps(c) for c in series.covariates.T], axis=1)
                   if series.covariate_names else series.covariates)
     return Series(series.name, interpolate_gaps(series.values), covariates, series.covariate_names, series.time,

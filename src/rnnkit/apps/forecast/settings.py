@@ -71,7 +71,7 @@ def settings_from(options: dict, dataset: str | None) -> dict:
     typed = {k: v for k, v in options.items() if v is not None and k in DEFAULTS}
     settings = {**DEFAULTS, **PRESETS.get(dataset, {}), **typed}
     if settings["target"] == "seasonal" and settings["season"] < 2:
-        raise ValueError("--target seasonal needs a seasonal period: give --season m (m >= 2)")
+        raise ValueError("--target seasonal needs a seasonal period: give --season m (season=m in Python; m >= 2)")
     return settings
 
 

@@ -192,6 +192,8 @@ def run_train(args) -> int:
         resume_path = Path(args.resume) if args.resume else Path(args.out or DEFAULTS["out"]) / "last.safetensors"
         resumed_info = training.resumed_metadata(resume_path)
     settings = training.settings_from(args, None if resumed_info is None else resumed_info["settings"])
+    if resume_path is not None and args.out is None:  # a resumed run writes beside the checkpoint it continues
+        settings["out"] = str(resume_path.parent)
     out = Path(settings["out"])
     vocabulary, train_ids, val_ids, test_text, description = training.prepare_data(args, settings, resumed_info,
                                                                                    communicator)
@@ -213,12 +215,13 @@ def run_train(args) -> int:
         trainer.callbacks += [progress.update, Sampler(language_model, settings).maybe_sample]
         out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    status = 0
+    status, completed = 0, False
     try:
         trainer.fit(batches, steps=settings["steps"], epochs=settings["epochs"],
                     max_seconds=settings["minutes"] * 60 if settings["minutes"] else None,
                     validation=validation, eval_every=settings["eval_every"], checkpoint_dir=out,
                     save_every=settings["eval_every"], metadata=metadata)
+        completed = True
     except KeyboardInterrupt:
         if communicator is not None:  # the other ranks may be inside a collective: end them all
             last = out / "last.safetensors"
@@ -236,7 +239,7 @@ def run_train(args) -> int:
         progress.close()
         if root:
             finish(trainer, out, progress.tokens * (trainer.state.step - first_step),
-                   time.perf_counter() - started, language_model.unit)
+                   time.perf_counter() - started, language_model.unit, finished=completed)
     if test_text is not None and status == 0 and root:
         best = LanguageModel.load(out / "best.safetensors")
         nats, count = best.loss(test_text, batch=settings["batch"], seq_len=settings["seq_len"])

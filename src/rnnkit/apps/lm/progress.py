@@ -22,7 +22,9 @@ from .model import LanguageModel
 __all__ = ["Progress", "Sampler", "finish"]
 
 
-def finish(trainer: Trainer, out: Path, tokens: int, seconds: float, unit: str) -> None:
+def finish(trainer: Trainer, out: Path, tokens: int, seconds: float, unit: str, *, finished: bool = True) -> None:
+    """Write history.json and the loss curve and say how the run ended ("done", or "stopped"
+    when it was interrupted or failed)."""
     from rnnkit.viz import plot_history
 
     history = trainer.state.history
@@ -30,7 +32,8 @@ def finish(trainer: Trainer, out: Path, tokens: int, seconds: float, unit: str) 
     if history:
         plot_history(history, out / "loss_curve.png", unit=f"nats/{unit}")
     best = trainer.state.best_loss
-    print(f"done: {trainer.state.step} steps, best {'validation ' if any('val_loss' in r for r in history) else ''}"
+    validated = "validation " if any("val_loss" in r for r in history) else ""
+    print(f"{'done' if finished else 'stopped'}: {trainer.state.step} steps, best {validated}"
           f"loss {best if best is None else f'{best:.4f}'} nats/{unit}, "
           f"{tokens / max(seconds, 1e-9):,.0f} tokens/s over {seconds:.0f} s; "
           f"checkpoints, history.json and loss_curve.png in {out}", file=sys.stderr)

@@ -84,6 +84,9 @@ def token_ids(args, settings: dict, progress: bool = True):
     if path:
         return prepare_tokens(path, level, progress=progress, **options), str(path)
     corpus = settings["corpus"]
+    if corpus is None:  # a model that `rnnkit.apps.lm.train` trained on a string: there is no file to read
+        raise ValueError("this model was trained on a text given in Python, not on a file or a named corpus; to "
+                         "continue it, save that text to a file and give it: rnnkit lm train TEXT_FILE --resume ...")
     return prepare_tokens(corpus, level, text=load_corpus(corpus), progress=progress, **options), corpus
 
 
