@@ -2,8 +2,10 @@
 mpi4py tests/mpi_worker.py OUT MODE`: 20 steps of a 2-layer LSTM language model with the
 Trainer (BPTT(8, 12) over char-rnn streams, so a window reaches into the previous batch, Adam,
 clipping, a validation every 10 steps). MODE "resume" stops at step 10 with a checkpoint and
-continues from it in a new trainer. Rank 0 writes OUT/weights.npz and OUT/ranks.json (every
-rank's weight checksum and the size of its shared-memory communicator, i.e. of its node)."""
+continues from it in a new trainer; a MODE that ends in "+dropout" adds dropout between the
+layers and variational input and recurrent dropout (Gal & Ghahramani). Rank 0 writes
+OUT/weights.npz and OUT/ranks.json (every rank's weight checksum and the size of its
+shared-memory communicator, i.e. of its node)."""
 
 from __future__ import annotations
 
@@ -22,9 +24,10 @@ from rnnkit.optim import Adam
 from rnnkit.train import Trainer
 
 
-def trainer_for(communicator):
+def trainer_for(communicator, dropout: bool = False):
+    masks = {"dropout": 0.3, "input_dropout": 0.2, "recurrent_dropout": 0.2} if dropout else {}
     config = NetworkConfig(input_size=20, output_size=20, cell="lstm", hidden_size=32, num_layers=2,
-                           input_kind="embedding", embedding_size=8)
+                           input_kind="embedding", embedding_size=8, **masks)
     model = SequenceNetwork(config, rng=0)
     return Trainer(model, Adam(model.parameters(), lr=0.01), softmax_cross_entropy, k1=8, k2=12, clip_norm=0.5,
                    communicator=communicator)
@@ -37,11 +40,12 @@ def main(out: Path, mode: str) -> None:
     if communicator is not None:
         train = train.shard(communicator.rank, communicator.size)
         validation = validation.shard(communicator.rank, communicator.size)
-    trainer = trainer_for(communicator)
+    mode, _, dropout = mode.partition("+")
+    trainer = trainer_for(communicator, dropout == "dropout")
     options = {"validation": validation, "eval_every": 10, "checkpoint_dir": out, "save_every": 10}
     if mode == "resume":
         trainer.fit(train, steps=10, **options)
-        trainer = trainer_for(communicator)
+        trainer = trainer_for(communicator, dropout == "dropout")
         trainer.restore(out / "last.safetensors")
     trainer.fit(train, steps=20, **options)
     weights = {name: p.value for name, p in trainer.model.named_parameters()}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .batchshare import random_for_batch
 from .init import as_generator, uniform_fan
 from .module import Module, Parameter, check_cache
 
@@ -183,7 +184,7 @@ class Dropout(Module):
         if not self.training or self.p == 0.0:
             return x, DropoutCache(None)
         dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(np.float64)
-        keep = self._rng.random(x.shape, dtype=np.float32) >= self.p
+        keep = random_for_batch(self._rng, x.shape, dtype=np.float32) >= self.p
         mask = np.multiply(keep, 1.0 / (1.0 - self.p), dtype=dtype)
         return x * mask, DropoutCache(mask)
 

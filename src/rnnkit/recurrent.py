@@ -42,6 +42,7 @@ from functools import partial
 
 import numpy as np
 
+from .batchshare import random_for_batch
 from .cells.base import Cell
 from .cells.elman import ElmanCell
 from .cells.gru import GRUCell
@@ -205,7 +206,7 @@ class RecurrentLayer(Module):
             keep_mask = None
             if self.training and self.dropout > 0 and layer < self.num_layers - 1:
                 keep = 1.0 - self.dropout
-                keep_mask = (self._rng.random(y.shape) < keep).astype(self.dtype) / keep
+                keep_mask = (random_for_batch(self._rng, y.shape) < keep).astype(self.dtype) / keep
                 y = y * keep_mask
             caches.append(row_caches)
             dropout_masks.append(keep_mask)
@@ -220,7 +221,7 @@ class RecurrentLayer(Module):
         if not (self.training and p > 0):
             return None
         keep = 1.0 - p
-        return (self._rng.random(shape) < keep).astype(self.dtype) / keep
+        return (random_for_batch(self._rng, shape) < keep).astype(self.dtype) / keep
 
     def _drops_in_step(self) -> bool:
         """Whether a training-mode step draws dropout masks (then it is a one-step `forward`)."""

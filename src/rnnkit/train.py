@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .batchshare import batch_share
 from .data.batches import EmptyShare
 from .optim import Optimizer, clip_grad_norm, clip_grad_value
 from .resume import TrainState, load_model_weights, restore_training, save_training
@@ -262,10 +263,14 @@ class Trainer:
         if s.position == 0:
             self.carried = None  # every epoch starts its streams from zero
         inputs, targets, mask = batches.batch(s.epoch, s.position)
-        if batches.carries_state:
-            loss, self.carried = self.train_step(inputs, targets, mask, self.carried, self._kept_steps(len(inputs)))
-        else:
-            loss, _ = self.train_step(inputs, targets, mask)
+        # Under MPI, dropout masks are drawn for the whole global batch, this rank's rows kept.
+        share = batches.share(s.epoch, s.position) if self.communicator and hasattr(batches, "share") else None
+        with batch_share(share):
+            if batches.carries_state:
+                loss, self.carried = self.train_step(inputs, targets, mask, self.carried,
+                                                     self._kept_steps(len(inputs)))
+            else:
+                loss, _ = self.train_step(inputs, targets, mask)
         s.step += 1
         record = {"step": s.step, "updates": s.updates, "epoch": s.epoch, "loss": loss,
                   "grad_norm": self._last_grad_norm, "lr": self.optimizer.lr, "seconds": time.perf_counter() - started}

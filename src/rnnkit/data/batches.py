@@ -75,6 +75,16 @@ def share_of(rows: np.ndarray, shard: tuple[int, int] | None) -> np.ndarray:
     return rows if shard is None else np.array_split(np.asarray(rows), shard[1])[shard[0]]
 
 
+def share_bounds(total: int, shard: tuple[int, int] | None) -> tuple[int, int, int] | None:
+    """(start, stop, total): the rows of a global batch of `total` rows that `share_of` keeps
+    (None without a shard), for drawing dropout masks of the whole batch (`rnnkit.batchshare`)."""
+    if shard is None:
+        return None
+    sizes = [len(block) for block in np.array_split(np.arange(total), shard[1])]
+    start = sum(sizes[:shard[0]])
+    return start, start + sizes[shard[0]], total
+
+
 def _positive(name: str, value) -> int:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -170,6 +180,12 @@ class ExampleBatches:
         chosen = share_of(chosen, self.shard_of)
         return (EmptyShare(self.inputs.shape[1]), None, None) if not len(chosen) else self._select(chosen)
 
+    def share(self, epoch: int, position: int) -> tuple[int, int, int] | None:
+        """The rows of step `position`'s global batch this shard holds (`share_bounds`)."""
+        total = {"full": len(self.inputs), "stochastic": 1}.get(
+            self.strategy, len(self._order(epoch)[position * self.batch_size:(position + 1) * self.batch_size]))
+        return share_bounds(total, self.shard_of)
+
     def in_order(self):
         """Every example once, in order, in batches of `batch_size` (for evaluation)."""
         for begin in range(0, len(self.inputs), self.batch_size):
@@ -222,6 +238,12 @@ class StreamBatches:
         part = copy.copy(self)
         part.columns = np.array_split(np.arange(self.batch_size), count)[index]
         return part
+
+    def share(self, epoch: int, position: int) -> tuple[int, int, int] | None:
+        """The streams (rows of every batch) this shard reads, as (start, stop, batch_size)."""
+        if len(self.columns) in (0, self.batch_size):
+            return None
+        return int(self.columns[0]), int(self.columns[-1]) + 1, self.batch_size
 
     def _window(self, begin: int, steps: int) -> np.ndarray:
         """Steps begin .. begin + steps of this source's streams, (steps + 1, streams) int64."""

@@ -19,7 +19,7 @@ import copy
 
 import numpy as np
 
-from .batches import EmptyShare, Padded, share_of
+from .batches import EmptyShare, Padded, share_bounds, share_of
 
 __all__ = ["LengthBuckets"]
 
@@ -72,6 +72,10 @@ class LengthBuckets:
     def batch(self, epoch: int, position: int):
         """(Padded inputs, targets, None) of step `position` of `epoch`, time-major."""
         return self._share(self._batches(epoch)[position])
+
+    def share(self, epoch: int, position: int) -> tuple[int, int, int] | None:
+        """The rows of step `position`'s global batch this shard holds (`share_bounds`)."""
+        return share_bounds(len(self._batches(epoch)[position]), self.shard_of)
 
     def in_order(self):
         """Every example once, in batches of similar length (for evaluation)."""
