@@ -131,3 +131,27 @@ def test_a_large_text_trains_out_of_core_under_a_memory_limit(tmp_path):
     peak_mib = int(result.stdout.split("peak_anon_kib")[1].split()[0]) / 1024
     assert peak_mib < 450, f"peak anonymous memory {peak_mib:.0f} MiB for a {megabytes} MB text"
     assert f"{megabytes * 1_000_000:,} chars" in result.stderr
+
+
+def test_training_on_the_memory_mapped_ids_gives_the_losses_of_the_in_memory_ids(text_file, tmp_path):
+    """Issue 17: the same batches and the same loss as before the token cache. The same model
+    trained 12 steps on the memory-mapped ids and on the in-memory int64 ids of the old path:
+    every training and validation loss is the same, bit for bit."""
+    from rnnkit.losses import softmax_cross_entropy
+    from rnnkit.network import NetworkConfig, SequenceNetwork
+    from rnnkit.optim import Adam
+    from rnnkit.train import Trainer
+
+    prepared = prepare_tokens(text_file, "chars", cache=tmp_path / "cache", progress=False)
+    in_memory = Vocabulary.from_text(tokenize(TEXT, "chars")).encode(tokenize(TEXT, "chars"))
+
+    def history(ids):
+        config = NetworkConfig(len(prepared.vocabulary), len(prepared.vocabulary), hidden_size=16,
+                               input_kind="embedding", embedding_size=8)
+        model = SequenceNetwork(config, rng=0)
+        trainer = Trainer(model, Adam(model.parameters(), lr=0.01), softmax_cross_entropy, k1=8, k2=16)
+        cut = len(ids) * 9 // 10
+        return [(r["loss"], r.get("val_loss")) for r in trainer.fit(
+            StreamBatches(ids[:cut], 4, 16), steps=12, validation=StreamBatches(ids[cut:], 2, 16), eval_every=4)]
+
+    assert history(prepared.ids) == history(in_memory)

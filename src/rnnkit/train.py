@@ -113,6 +113,9 @@ class Trainer:
         """BPTT(k1, k2) over one time-major batch that continues the stream `history` (None: from
         zero), one update per window that has a counted position. Returns (mean loss per counted
         position, the `StreamHistory` of the batch's last `keep` steps)."""
+        if history is not None and not isinstance(history, StreamHistory):
+            raise ValueError("train_step's history is the StreamHistory a previous train_step returned (or None), "
+                             f"not {type(history).__name__}; to start from a state, use StreamHistory(state)")
         self.model.train()
         steps = len(inputs)
         k1 = self.k1 or steps
