@@ -90,14 +90,22 @@ def _derivative(code, y, out):
 
 @njit(inline="always", error_model="numpy")
 def _gate(row, bias, peephole, c_read, has_peephole, code):
-    """A gate's row over the batch: f(z + b + p c) in place (no p c without peepholes)."""
-    if has_peephole:
+    """A gate's row over the batch: f(z + b + p c) in place (no p c without peepholes); the
+    sigmoid in the same loop (the common case), any other activation in a second one."""
+    if code == SIGMOID and has_peephole:
         for b in range(row.shape[0]):
-            row[b] = row[b] + bias + peephole * c_read[b]
+            row[b] = sigmoid(row[b] + bias + peephole * c_read[b])
+    elif code == SIGMOID:
+        for b in range(row.shape[0]):
+            row[b] = sigmoid(row[b] + bias)
     else:
-        for b in range(row.shape[0]):
-            row[b] = row[b] + bias
-    _apply(code, row)
+        if has_peephole:
+            for b in range(row.shape[0]):
+                row[b] = row[b] + bias + peephole * c_read[b]
+        else:
+            for b in range(row.shape[0]):
+                row[b] = row[b] + bias
+        _apply(code, row)
 
 
 @njit(inline="always", error_model="numpy")
