@@ -98,6 +98,9 @@ def _gate(row, bias, peephole, c_read, has_peephole, code):
     elif code == SIGMOID:
         for b in range(row.shape[0]):
             row[b] = sigmoid(row[b] + bias)
+    elif code == TANH and not has_peephole:
+        for b in range(row.shape[0]):
+            row[b] = tanh(row[b] + bias)
     else:
         if has_peephole:
             for b in range(row.shape[0]):
@@ -140,14 +143,25 @@ def _forward_unit(act, bias, peep, layout, c_all, s_all, h_now, scratch, j, t, b
         for b in range(batch):
             f[b] = one - i[b]
     _gate(g, bias[layout[2] + j], peep[0, j], c_prev, False, layout[6])
-    for b in range(batch):
-        c[b] = f[b] * c_prev[b] + i[b] * g[b]
-        s[b] = c[b]
-    _apply(layout[7], s)
-    if layout[3] >= 0:  # the output gate reads the new cell state
-        _gate(o, bias[layout[3] + j], peep[2, j], c, has_peephole, layout[5])
-    for b in range(batch):
-        h[b] = o[b] * s[b]
+    if layout[7] == TANH:  # the common cases in one loop each (fewer passes)
+        for b in range(batch):
+            c[b] = f[b] * c_prev[b] + i[b] * g[b]
+            s[b] = tanh(c[b])
+    else:
+        for b in range(batch):
+            c[b] = f[b] * c_prev[b] + i[b] * g[b]
+            s[b] = c[b]
+        _apply(layout[7], s)
+    if layout[3] >= 0 and layout[5] == SIGMOID:  # the output gate reads the new cell state
+        b_o, p_o = bias[layout[3] + j], peep[2, j]  # p_o = 0 without peepholes: adds an exact 0
+        for b in range(batch):
+            o[b] = sigmoid(o[b] + b_o + p_o * c[b])
+            h[b] = o[b] * s[b]
+    else:
+        if layout[3] >= 0:
+            _gate(o, bias[layout[3] + j], peep[2, j], c, has_peephole, layout[5])
+        for b in range(batch):
+            h[b] = o[b] * s[b]
 
 
 @njit(inline="always", error_model="numpy")
