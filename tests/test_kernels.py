@@ -28,6 +28,16 @@ LAYERS = {
     "rnn_leaky_relu": (rnnkit.RNN, {"nonlinearity": "leaky_relu", "negative_slope": 0.2}),
     "rnn_elu": (rnnkit.RNN, {"nonlinearity": "elu"}),
 }
+# The LSTM structures of the one parameterised loop (kernels/lstm_variants.py), peepholes
+# included: every Greff variant but FGR, and activations chosen by name.
+LSTM_VARIANTS = {
+    **{f"lstm_{name}": (rnnkit.LSTM, {"variant": name}) for name in ("V", "NIG", "NFG", "NOG", "NIAF", "NOAF", "CIFG")},
+    "lstm_peephole": (rnnkit.LSTM, {"peephole": True}),
+    "lstm_NIG_no_peephole": (rnnkit.LSTM, {"variant": "NIG", "peephole": False}),
+    "lstm_cell_relu": (rnnkit.LSTM, {"cell_activation": "relu"}),
+    "lstm_NOG_elu_tanh": (rnnkit.LSTM, {"variant": "NOG", "cell_activation": "elu", "gate_activation": "tanh"}),
+}
+LAYERS.update(LSTM_VARIANTS)
 
 
 def components(state):
@@ -70,7 +80,7 @@ def test_kernels_match_numpy(kind, dtype):
     assert_agree(run_layer(kind, dtype, True), run_layer(kind, dtype, False), TOLERANCE[dtype])
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh"])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh", "lstm_V", "lstm_CIFG"])
 @pytest.mark.parametrize("variation", [{"bias": False}, {"with_dy": False}, {"layers": 1, "bidirectional": False},
                                        {"steps": 1, "batch": 2}])
 def test_kernels_match_numpy_variations(kind, variation):
@@ -80,9 +90,13 @@ def test_kernels_match_numpy_variations(kind, variation):
 
 def test_kernel_choice_follows_the_cell():
     """Only the configurations the kernels implement take them; the rest run in NumPy."""
-    assert rnnkit.LSTM(3, 4)._cells[0][0].fused() is not None
-    assert rnnkit.LSTM(3, 4, peephole=True)._cells[0][0].fused() is None
-    assert rnnkit.LSTM(3, 4, variant="CIFG")._cells[0][0].fused() is None
+    assert rnnkit.LSTM(3, 4)._cells[0][0].fused() is kernels.load("lstm")
+    assert rnnkit.LSTM(3, 4, variant="NP")._cells[0][0].fused() is kernels.load("lstm")
+    for options in ({"peephole": True}, {"variant": "CIFG"}, {"cell_activation": "identity"}):
+        assert rnnkit.LSTM(3, 4, **options)._cells[0][0].fused() is kernels.load("lstm_variants")
+    assert rnnkit.LSTM(3, 4, variant="FGR")._cells[0][0].fused() is None
+    assert rnnkit.LSTM(3, 4, variant="V", layer_norm=True)._cells[0][0].fused() is None
+    assert rnnkit.LSTM(3, 4, cell_activation="leaky_relu")._cells[0][0].fused() is None
     assert rnnkit.GRU(3, 4)._cells[0][0].fused() is not None
     assert rnnkit.GRU(3, 4, reset_after=False)._cells[0][0].fused() is None
     with kernels.use_kernels(False):
@@ -92,8 +106,9 @@ def test_kernel_choice_follows_the_cell():
 def test_caches_are_interchangeable():
     """A compiled forward's cache has the reference layout: NumPy's backward can follow it."""
     rng = np.random.default_rng(0)
-    for cls in (rnnkit.LSTM, rnnkit.GRU, rnnkit.RNN):
-        layer = cls(3, 5, dtype=np.float64, rng=1)
+    for cls, options in ((rnnkit.LSTM, {}), (rnnkit.GRU, {}), (rnnkit.RNN, {}), (rnnkit.LSTM, {"variant": "V"}),
+                         (rnnkit.LSTM, {"variant": "CIFG"})):
+        layer = cls(3, 5, dtype=np.float64, rng=1, **options)
         x = rng.standard_normal((4, 2, 3))
         y, _, cache = layer.forward(x)
         dy = rng.standard_normal(y.shape)
@@ -176,7 +191,7 @@ def test_add_matmul_accumulates_for_every_layout():
         np.testing.assert_allclose(out, 1.0 + left @ right, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh"])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh", "lstm_V"])
 def test_kernels_leave_their_inputs_alone(kind):
     """One sequence of one step, straight into the kernel (the time loop keeps B = 1 in NumPy):
     every (1, H) state is contiguous both ways, so a kernel that wrote into an
@@ -199,3 +214,20 @@ def test_kernels_leave_their_inputs_alone(kind):
         from rnnkit.timeloop import forward_sequence
         y_numpy, _, _ = forward_sequence(cell, x, state0)
     np.testing.assert_allclose(y, y_numpy, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("options", [{"variant": "V"}, {"variant": "NOAF"},
+                                     {"variant": "CIFG", "cell_activation": "relu"}])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_variant_inference_step_matches_numpy(options, batch):
+    """A variant's cache-free step (a one-step compiled forward) gives the NumPy step's numbers."""
+    layer = rnnkit.LSTM(4, 6, 2, rng=3, **options)
+    x = np.random.default_rng(5).standard_normal((3, batch, 4)).astype(np.float32)
+    state, state_numpy = None, None
+    for t in range(x.shape[0]):
+        out, state = layer.step(x[t], state)
+        with kernels.use_kernels(False):
+            out_numpy, state_numpy = layer.step(x[t], state_numpy)
+        np.testing.assert_allclose(out, out_numpy, rtol=0, atol=1e-5)
+    for a, b in zip(state, state_numpy):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)

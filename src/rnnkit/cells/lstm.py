@@ -73,11 +73,13 @@ import numpy as np
 
 from ..init import uniform_fan
 from ..module import Parameter
-from ..ops import get_activation
+from ..ops import ACTIVATIONS, get_activation
 from .base import Cell, State
 from .layernorm import LayerNorm, statistics
 
 VARIANTS = ("V", "NIG", "NFG", "NOG", "NIAF", "NOAF", "NP", "CIFG", "FGR")
+#: The activations the compiled kernels know by name (`rnnkit.ops.ACTIVATIONS`' own objects).
+COMPILED_ACTIVATIONS = ("sigmoid", "tanh", "relu", "elu", "identity")
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,6 @@ def check_forget_bias(forget_bias, structure: LSTMStructure, bias: bool) -> floa
 
 class LSTMCell(Cell):
     shares_preactivation = True
-    kernel_name = "lstm"
 
     def __init__(self, input_size, hidden_size, *, bias, dtype, rng, peephole=None, variant=None,
                  gate_activation="sigmoid", cell_activation="tanh", layer_norm=False, forget_bias=0.0):
@@ -200,10 +201,18 @@ class LSTMCell(Cell):
         return named
 
     def has_fused_form(self):
-        """The compiled kernel is PyTorch's LSTM: all four gates, no peepholes, sigmoid/tanh."""
-        return (super().has_fused_form() and self.structure == LSTMStructure()
-                and self.gate_activation.name == "sigmoid"
-                and self.input_activation.name == "tanh" and self.output_activation.name == "tanh")
+        """Compiled: PyTorch's LSTM (`kernels/lstm.py`), and every other structure but FGR with
+        activations the kernels know by name (`kernels/lstm_variants.py`)."""
+        activations = (self.gate_activation, self.input_activation, self.output_activation)
+        return (super().has_fused_form() and not self.structure.full_gate_recurrence
+                and all(a.name in COMPILED_ACTIVATIONS and ACTIVATIONS[a.name] is a for a in activations))
+
+    @property
+    def kernel_name(self):
+        """PyTorch's LSTM has a loop of its own, the fastest; every other structure shares one."""
+        standard = (self.structure == LSTMStructure() and self.gate_activation.name == "sigmoid"
+                    and self.input_activation.name == "tanh" and self.output_activation.name == "tanh")
+        return "lstm" if standard else "lstm_variants"
 
     def state_widths(self):
         widths = (self.hidden_size, self.hidden_size)
@@ -330,9 +339,13 @@ class LSTMCell(Cell):
         H = self.hidden_size
         return {name: stacked[:, k * H:(k + 1) * H] for k, name in enumerate(self.gate_names)}
 
-    def accumulate_grads(self, cache, x, d_input, d_recurrent):
+    def accumulate_grads(self, cache, x, d_input, d_recurrent, d_peephole=None):
+        """The base's gradients, the peepholes' and W_gate's; d_peephole: the peephole gradient
+        already summed (the compiled kernel sums it over its feature-major arrays)."""
         super().accumulate_grads(cache, x, d_input, d_recurrent)
-        if self.weight_peephole is not None:
+        if d_peephole is not None:
+            self.weight_peephole.grad += d_peephole
+        elif self.weight_peephole is not None:
             # i and f read c_{t-1}; o reads c_t.
             for k, name in enumerate(self.gate_names):
                 c_read = cache.c[1:] if name == "o" else cache.c[:-1]

@@ -16,6 +16,7 @@ The test suite runs both and checks that they agree (tests/test_kernels.py).
     blas.py         NumPy's own OpenBLAS GEMM/GEMV, callable from compiled code
     activations.py  tanh (a vectorisable float32 approximation), sigmoid, Elman's by code
     lstm.py         PyTorch's LSTM: sequence forward/backward (feature-major), inference step
+    lstm_variants.py  every other LSTM structure but FGR (peepholes, Greff's variants, activations)
     gru.py          PyTorch's GRU (reset_after=True)
     elman.py        the Elman RNN, any of its named nonlinearities
     adam.py         one pass of Adam / AdamW over a parameter
