@@ -194,22 +194,36 @@ def _feature_major(cache):
 def backward_sequence(cell, d_outputs, d_state, cache):
     """The whole backward of one direction: returns (dL/dx (T, B, I), dL/d state0); adds the
     parameter gradients."""
+    cache, dz, dh, dc, dy, w_hh_t = backward_buffers(cell, d_outputs, d_state, cache)
+    backward_loop(find_gemm(cache.x.dtype), w_hh_t, cache.act_fm, cache.c_fm, cache.s_fm, dy, dh, dc, dz)
+    return finish_backward(cell, cache, dz, dh, dc)
+
+
+def backward_buffers(cell, d_outputs, d_state, cache):
+    """What every compiled LSTM backward loop starts from: the feature-major cache, the dz
+    workspace (G*H, T*B), copies of dL/dh_T and dL/dc_T as (H, B) (the loop writes them), the
+    output gradients, and W_hh^T (the faster GEMM layout, above)."""
     cache = _feature_major(cache)
+    batch, dtype = cache.x.shape[1], cache.x.dtype
+    dz = _workspace.empty(cache.act_fm.shape, dtype)
+    dh = np.array(np.asarray(d_state[0]).T, dtype, order="C")
+    dc = np.array(np.asarray(d_state[1]).T, dtype, order="C")
+    dy = output_gradients(d_outputs, batch, cell.hidden_size, dtype)
+    return cache, dz, dh, dc, dy, np.ascontiguousarray(cell.weight_hh.value.T)
+
+
+def finish_backward(cell, cache, dz: np.ndarray, dh: np.ndarray, dc: np.ndarray, d_peephole=None):
+    """After the loop: the cell's weight gradients (one GEMM each over all T*B columns of dz;
+    `d_peephole` already summed by the caller), and (dL/dx (T, B, I), dL/d state0)."""
     x = cache.x
     steps, batch, features = x.shape
-    dtype, hidden = x.dtype, cell.hidden_size
-    dz = _workspace.empty(cache.act_fm.shape, dtype)
-    dh = np.array(np.asarray(d_state[0]).T, dtype, order="C")  # copies: the loop writes them
-    dc = np.array(np.asarray(d_state[1]).T, dtype, order="C")
-    dy = output_gradients(d_outputs, batch, hidden, dtype)
-    w_hh_t = np.ascontiguousarray(cell.weight_hh.value.T)  # the faster GEMM layout (above)
-    backward_loop(find_gemm(dtype), w_hh_t, cache.act_fm, cache.c_fm, cache.s_fm, dy, dh, dc, dz)
-
-    d_input = _steps_view(dz, batch)  # (T, B, 4H), a view: the cell's own weight gradients
-    cell.accumulate_grads(cache, x, d_input, d_input)
-    dx = np.matmul(dz.T, cell.weight_ih.value, out=_workspace.empty((steps * batch, features), dtype))
-    dx = dx.reshape(steps, batch, features)
-    return dx, (np.ascontiguousarray(dh.T), np.ascontiguousarray(dc.T))
+    d_input = _steps_view(dz, batch)  # (T, B, G*H), a view
+    if d_peephole is None:  # the cell contract's call; only a peephole cell takes the summed gradient
+        cell.accumulate_grads(cache, x, d_input, d_input)
+    else:
+        cell.accumulate_grads(cache, x, d_input, d_input, d_peephole=d_peephole)
+    dx = np.matmul(dz.T, cell.weight_ih.value, out=_workspace.empty((steps * batch, features), x.dtype))
+    return dx.reshape(steps, batch, features), (np.ascontiguousarray(dh.T), np.ascontiguousarray(dc.T))
 
 
 def step(cell, x: np.ndarray, state):

@@ -36,10 +36,10 @@ import numpy as np
 from numba import njit
 
 from . import _workspace
-from ._sequence import bias_or_zeros, output_gradients
+from ._sequence import bias_or_zeros
 from .activations import scalar, sigmoid, tanh
 from .blas import find_gemm, gemm
-from .lstm import _add_transposed, _feature_major, _steps_view
+from .lstm import _add_transposed, _steps_view, backward_buffers, finish_backward
 
 kernel = njit(cache=True, error_model="numpy")
 # The activations by number (`LSTMCell`'s COMPILED_ACTIVATIONS): compiled code has no strings.
@@ -290,23 +290,12 @@ def forward_sequence(cell, x: np.ndarray, state0):
 
 def backward_sequence(cell, d_outputs, d_state, cache):
     """The whole backward of one direction: returns (dL/dx (T, B, I), dL/d state0); adds the
-    parameter gradients."""
-    cache = _feature_major(cache)
-    x = cache.x
-    steps, batch, features = x.shape
-    dtype, hidden = x.dtype, cell.hidden_size
-    dz = _workspace.empty(cache.act_fm.shape, dtype)
-    dh = np.array(np.asarray(d_state[0]).T, dtype, order="C")  # copies: the loop writes them
-    dc = np.array(np.asarray(d_state[1]).T, dtype, order="C")
-    dy = output_gradients(d_outputs, batch, hidden, dtype)
-    w_hh_t = np.ascontiguousarray(cell.weight_hh.value.T)
+    parameter gradients (the buffers and the work after the loop are the standard kernel's)."""
+    cache, dz, dh, dc, dy, w_hh_t = backward_buffers(cell, d_outputs, d_state, cache)
+    dtype, batch = cache.x.dtype, cache.x.shape[1]
     backward_loop(find_gemm(dtype), w_hh_t, _peepholes(cell), _layout(cell), cache.act_fm, cache.c_fm, cache.s_fm,
                   dy, dh, dc, dz, np.empty((4, batch), dtype))
-
-    d_input = _steps_view(dz, batch)  # (T, B, G*H), a view
-    cell.accumulate_grads(cache, x, d_input, d_input, d_peephole=_peephole_grads(cell, cache, dz))
-    dx = np.matmul(dz.T, cell.weight_ih.value, out=_workspace.empty((steps * batch, features), dtype))
-    return dx.reshape(steps, batch, features), (np.ascontiguousarray(dh.T), np.ascontiguousarray(dc.T))
+    return finish_backward(cell, cache, dz, dh, dc, d_peephole=_peephole_grads(cell, cache, dz))
 
 
 def _peephole_grads(cell, cache, dz: np.ndarray):
