@@ -165,22 +165,35 @@ def _steps_view(array: np.ndarray, batch: int) -> np.ndarray:
 
 def forward_sequence(cell, x: np.ndarray, state0):
     """The whole forward of one direction: x (T, B, I) -> (outputs (T, B, H), state, cache)."""
+    act, bias, h_now, c, s, h = forward_buffers(cell, x, state0, 4 * cell.hidden_size)
+    forward_loop(find_gemm(x.dtype), cell.weight_hh.value, bias, act, h_now, c, s, h)
+    return forward_result(act, c, s, h)
+
+
+def forward_buffers(cell, x: np.ndarray, state0, rows: int):
+    """What every compiled LSTM forward loop starts from: the input projections of all steps,
+    W_ih x (rows, T*B), feature-major, from one GEMM; b_ih + b_hh; h_0 as (H, B) (a copy: the loop
+    writes it); c (H, (T+1)*B) with c_0 in its first B columns; s (H, T*B); h (T+1, B, H)."""
     steps, batch, features = x.shape
     dtype, hidden = x.dtype, cell.hidden_size
-    rows = 4 * hidden
     act = _workspace.empty((rows, steps * batch), dtype)
     gemm(find_gemm(dtype), cell.weight_ih.value, x.reshape(steps * batch, features), act, False, True, 0.0)
     bias = bias_or_zeros(cell.bias_ih, rows, dtype) + bias_or_zeros(cell.bias_hh, rows, dtype)
     c = _workspace.empty((hidden, (steps + 1) * batch), dtype)
     c[:, :batch] = state0[1].T
-    h_now = np.array(state0[0].T, dtype, order="C")  # a copy: the loop writes it
+    h_now = np.array(state0[0].T, dtype, order="C")
     s = _workspace.empty((hidden, steps * batch), dtype)
     h = _workspace.empty((steps + 1, batch, hidden), dtype)
     h[0] = state0[0]
-    forward_loop(find_gemm(dtype), cell.weight_hh.value, bias, act, h_now, c, s, h)
+    return act, bias, h_now, c, s, h
+
+
+def forward_result(act: np.ndarray, c: np.ndarray, s: np.ndarray, h: np.ndarray):
+    """(outputs (T, B, H), final (h, c), the cache in the reference's layout, as views)."""
+    batch = h.shape[1]
     cache = SimpleNamespace(act_fm=act, c_fm=c, s_fm=s, act=_steps_view(act, batch), h=h,
                             c=_steps_view(c, batch), s=_steps_view(s, batch), recurrent_mask=None)
-    return h[1:], (h[-1], np.ascontiguousarray(c[:, steps * batch:].T)), cache
+    return h[1:], (h[-1], np.ascontiguousarray(c[:, -batch:].T)), cache
 
 
 def _feature_major(cache):

@@ -30,16 +30,13 @@ gradients are summed after the loop, one row at a time over the contiguous featu
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import numpy as np
 from numba import njit
 
-from . import _workspace
-from ._sequence import bias_or_zeros
 from .activations import scalar, sigmoid, tanh
 from .blas import find_gemm, gemm
-from .lstm import _add_transposed, _steps_view, backward_buffers, finish_backward
+from .lstm import _add_transposed, backward_buffers, finish_backward, forward_buffers, forward_result
 
 kernel = njit(cache=True, error_model="numpy")
 # The activations by number (`LSTMCell`'s COMPILED_ACTIVATIONS): compiled code has no strings.
@@ -268,24 +265,12 @@ def _peepholes(cell) -> np.ndarray:
 
 
 def forward_sequence(cell, x: np.ndarray, state0):
-    """The whole forward of one direction: x (T, B, I) -> (outputs (T, B, H), state, cache)."""
-    steps, batch, features = x.shape
-    dtype, hidden = x.dtype, cell.hidden_size
-    rows = cell.num_blocks * hidden
-    act = _workspace.empty((rows, steps * batch), dtype)
-    gemm(find_gemm(dtype), cell.weight_ih.value, x.reshape(steps * batch, features), act, False, True, 0.0)
-    bias = bias_or_zeros(cell.bias_ih, rows, dtype) + bias_or_zeros(cell.bias_hh, rows, dtype)
-    c = _workspace.empty((hidden, (steps + 1) * batch), dtype)
-    c[:, :batch] = state0[1].T
-    h_now = np.array(state0[0].T, dtype, order="C")  # a copy: the loop writes it
-    s = _workspace.empty((hidden, steps * batch), dtype)
-    h = _workspace.empty((steps + 1, batch, hidden), dtype)
-    h[0] = state0[0]
-    forward_loop(find_gemm(dtype), cell.weight_hh.value, bias, _peepholes(cell), _layout(cell), act, h_now, c, s,
-                 h, np.empty((4, batch), dtype))
-    cache = SimpleNamespace(act_fm=act, c_fm=c, s_fm=s, act=_steps_view(act, batch), h=h,
-                            c=_steps_view(c, batch), s=_steps_view(s, batch), recurrent_mask=None)
-    return h[1:], (h[-1], np.ascontiguousarray(c[:, steps * batch:].T)), cache
+    """The whole forward of one direction: x (T, B, I) -> (outputs (T, B, H), state, cache); the
+    buffers and the cache are the standard kernel's."""
+    act, bias, h_now, c, s, h = forward_buffers(cell, x, state0, cell.num_blocks * cell.hidden_size)
+    forward_loop(find_gemm(x.dtype), cell.weight_hh.value, bias, _peepholes(cell), _layout(cell), act, h_now, c, s,
+                 h, np.empty((4, x.shape[1]), x.dtype))
+    return forward_result(act, c, s, h)
 
 
 def backward_sequence(cell, d_outputs, d_state, cache):
