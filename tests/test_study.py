@@ -343,3 +343,24 @@ def test_paired_split_separates_configuration_from_variant():
 
     text = _variance_text(records, "jsb")
     assert "over the 4 configurations" in text and "need at least 20 trials per variant" in text
+
+
+def test_the_paired_test_compares_each_configuration_with_vanilla_on_the_same_configuration():
+    rng = np.random.default_rng(4)
+    # A spread of 1.0 between configurations drowns a 0.05 offset for an unpaired test; paired
+    # by configuration, the offset is all there is (noise 0.01).
+    spread = rng.normal(0, 1.0, 12)
+    offsets = {"V": 0.0, "NP": 0.0, "NOG": 0.05, "CIFG": -0.05}
+    records = [{"key": f"jsb/{v}/{k}", "task": "jsb", "variant": v, "trial": k, "status": "ok",
+                "score": 9 + spread[k] + offset + rng.normal(0, 0.01), "hyperparameters": {}}
+               for v, offset in offsets.items() for k in range(12)]
+    records.append({"key": "jsb/NOG/12", "task": "jsb", "variant": "NOG", "trial": 12, "status": "ok",
+                    "score": 50.0, "hyperparameters": {}})  # vanilla has no trial 12: not a pair
+    summaries = {s.variant: s for s in summarise(records, "jsb")}
+    assert summaries["NOG"].paired_direction == "+" and summaries["NOG"].paired_count == 12
+    assert summaries["CIFG"].paired_direction == "-" and summaries["CIFG"].paired_p < 0.01
+    assert summaries["NP"].paired_direction == "" and summaries["NP"].paired_p > 0.05
+    assert summaries["NOG"].direction == ""  # the top trials alone cannot see it
+    assert summaries["V"].paired_p is None
+    few = [r for r in records if r["trial"] < 4]
+    assert all(s.paired_p is None for s in summarise(few, "jsb"))

@@ -5,6 +5,10 @@
   al. compared the best 10 % of each variant's trials, p < 0.05); with few trials the "top 10 %"
   is at least 3 trials (the table says how many), and a variant is marked only when p < 0.05
   (worse "+" or better "-");
+- beside it, a paired test that uses every configuration and not only the top ones: trial k has
+  the same hyperparameters for every variant, so the differences d_k = score(variant, k) -
+  score(V, k) over the configurations both scored go into Wilcoxon's signed-rank test
+  (two-sided; "paired p (n)", the median d_k's sign giving worse or better);
 - a box plot of each variant's scores (PNG), the significant variants marked;
 - how much of the score's variance each hyperparameter explains, as functional ANOVA's main
   effects (Hutter et al. 2014) computed from a random forest (scikit-learn) fitted to the trials:
@@ -43,6 +47,7 @@ __all__ = ["VariantSummary", "summarise", "variance_shares", "write_report"]
 
 TOP_FRACTION, TOP_MINIMUM, SIGNIFICANCE = 0.10, 3, 0.05
 MIN_CONFIGURATIONS = 20
+WORDS = {"+": "worse", "-": "better", "": ""}
 
 
 
@@ -59,6 +64,9 @@ class VariantSummary:
     p_value: float | None  # Welch's t-test of the top trials against vanilla's
     direction: str  # "+" significantly worse than vanilla, "-" better, "" neither
     solved: int | None = None  # adding problem: trials with >= 99 % answered within 0.04
+    paired_p: float | None = None  # Wilcoxon's signed-rank test of the per-configuration differences
+    paired_count: int = 0  # configurations scored by both the variant and vanilla
+    paired_direction: str = ""  # "+": the median difference from vanilla is positive (worse) at p < 0.05
 
 
 def _top(scores: list[float]) -> np.ndarray:
@@ -85,6 +93,7 @@ def summarise(records: list[dict], task: str, baseline: str = "V") -> list[Varia
                 p_value = float(test.pvalue)
                 if p_value < SIGNIFICANCE:
                     direction = "+" if top.mean() > reference.mean() else "-"
+        paired_p, paired_count, paired_direction = _paired_test(rows, variant, baseline)
         solved = None
         if task == "adding":
             solved = sum(r.get("solved_fraction", 0.0) >= 0.99 for r in mine if r["status"] == "ok")
@@ -92,8 +101,27 @@ def summarise(records: list[dict], task: str, baseline: str = "V") -> list[Varia
             variant, len(values), sum(r["status"] == "failed" for r in mine),
             sum(r["status"] == "diverged" for r in mine),
             float(np.min(values)) if values else None, float(np.median(values)) if values else None,
-            float(top.mean()) if len(top) else None, len(top), p_value, direction, solved))
+            float(top.mean()) if len(top) else None, len(top), p_value, direction, solved,
+            paired_p, paired_count, paired_direction))
     return summaries
+
+
+def _paired_test(rows: list[dict], variant: str, baseline: str) -> tuple[float | None, int, str]:
+    """Wilcoxon's signed-rank test of d_k = score(variant, k) - score(baseline, k) over the trials k
+    both scored: (p, how many pairs, "+"/"-"/"" as for Welch). None below 5 pairs or for vanilla."""
+    if variant == baseline:
+        return None, 0, ""
+    wilcoxon = require("scipy.stats", "study", "the study report").wilcoxon
+    scores = {(r["variant"], r["trial"]): r["score"] for r in rows if r["status"] == "ok"}
+    differences = np.array([score - scores[(baseline, k)] for (v, k), score in scores.items()
+                            if v == variant and (baseline, k) in scores])
+    if len(differences) < 5 or not np.any(differences):
+        return None, len(differences), ""
+    p_value = float(wilcoxon(differences).pvalue)
+    direction = ""
+    if p_value < SIGNIFICANCE:
+        direction = "+" if np.median(differences) > 0 else "-"
+    return p_value, len(differences), direction
 
 
 def paired_shares(records: list[dict], task: str) -> dict[str, float] | None:
@@ -160,14 +188,15 @@ def _format(value: float | None, digits: int = 4) -> str:
 
 def task_table(summaries: list[VariantSummary], metric: str, adding: bool) -> str:
     header = ["variant", "scored", "failed", "diverged", f"best {metric}", "median", "mean of top (n)",
-              "p vs V", ""]
+              "p vs V", "", "paired p (n)", ""]
     if adding:
         header.insert(4, "solved")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for s in summaries:
         cells = [s.variant, str(s.scored), str(s.failed), str(s.diverged), _format(s.best), _format(s.median),
                  f"{_format(s.top_mean)} ({s.top_count})", _format(s.p_value, 2),
-                 {"+": "worse", "-": "better", "": ""}[s.direction]]
+                 WORDS[s.direction], "-" if s.paired_p is None else f"{s.paired_p:.2g} ({s.paired_count})",
+                 WORDS[s.paired_direction]]
         if adding:
             cells.insert(4, str(s.solved))
         lines.append("| " + " | ".join(cells) + " |")
