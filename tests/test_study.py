@@ -96,6 +96,12 @@ def test_the_shipped_study_files_are_valid():
     assert set(odyssey.variants) == set(VARIANTS) and set(odyssey.tasks) == {"adding", "charlm", "jsb"}
     assert odyssey.steps_for("adding") == 1500 and odyssey.steps_for("charlm") == 1000
     assert len(odyssey.trial_list()) == 3 * 11 * 6
+    enough = load_study(root / "odyssey20.toml")  # issue 18: >= 20 trials per LSTM variant
+    assert set(enough.variants) == set(VARIANTS) - {"GRU", "RNN"} and set(enough.tasks) == {"charlm", "jsb"}
+    assert enough.trials == 20 and len(enough.trial_list()) == 2 * 9 * 20
+    # Its character-model trials are odyssey.toml's first six, drawn the same way.
+    first = {t.key: t.hyperparameters for t in odyssey.trial_list() if t.task == "charlm"}
+    assert all(first[t.key] == t.hyperparameters for t in enough.trial_list() if t.key in first)
     assert len(load_study(root / "quick.toml").trial_list()) == 3 * 4
 
 
