@@ -25,6 +25,7 @@ import argparse
 import numpy as np
 
 from rnnkit.data.synthetic import ADDING_TOLERANCE, TEMPORAL_ORDER_SYMBOLS, adding_problem, temporal_order
+from rnnkit.init import orthogonal
 from rnnkit.losses import mse, softmax_cross_entropy
 from rnnkit.network import NetworkConfig, SequenceNetwork
 from rnnkit.optim import Adam
@@ -58,16 +59,15 @@ TASKS = {
     "temporal-order-3": (order(3), SYMBOLS, 8, softmax_cross_entropy, classified),
 }
 
-#: One recipe per task (README, "Classic demonstrations"). init: "pytorch" (PyTorch's draw plus
+#: One recipe for every task (README, "Classic demonstrations"). init: "pytorch" (PyTorch's draw plus
 #: forget_bias) or "chrono" (Tallec & Ollivier 2018, with T_max = T: b_f = log U(1, T - 1),
-#: b_i = -b_f; `rnnkit.LSTM`'s chrono_max_lag).
-RECIPES = {
-    "adding": dict(hidden=32, batch=16, lr=0.01, clip=1.0, forget_bias=1.0, init="chrono",
-                   max_sequences=300_000, check_every=1_024),
-    "temporal-order": dict(hidden=32, batch=16, lr=0.01, clip=1.0, forget_bias=1.0, init="chrono",
-                           max_sequences=300_000, check_every=1_024),
-    "temporal-order-3": dict(hidden=32, batch=16, lr=0.01, clip=1.0, forget_bias=1.0, init="chrono",
-                             max_sequences=600_000, check_every=2_048),
+#: b_i = -b_f; `rnnkit.LSTM`'s chrono_max_lag). orthogonal: W_hh drawn orthogonal per gate block
+#: (Saxe et al. 2014; `rnnkit.init.orthogonal`), for every cell.
+RECIPE = dict(hidden=32, batch=16, lr=0.01, clip=1.0, init="chrono", orthogonal=True, forget_bias=1.0)
+RECIPES = {  # the same recipe; a budget and a test-check interval per task
+    "adding": {**RECIPE, "max_sequences": 300_000, "check_every": 1_024},
+    "temporal-order": {**RECIPE, "max_sequences": 300_000, "check_every": 256},
+    "temporal-order-3": {**RECIPE, "max_sequences": 600_000, "check_every": 1_024},
 }
 
 
@@ -89,7 +89,7 @@ def solve(task, cell="lstm", T=100, seed=0, report=print, **overrides):
         raise ValueError(f"unknown recipe setting(s): {', '.join(sorted(unknown))}")
     recipe = {**RECIPES[task], **{k: v for k, v in overrides.items() if v is not None}}
     generate, inputs_size, outputs_size, loss_fn, correct = TASKS[task]
-    train_rng, test_rng = (np.random.default_rng([seed, k]) for k in range(2))
+    train_rng, test_rng, init_rng = (np.random.default_rng([seed, k]) for k in range(3))
     test = []
     for _ in range(10):
         test.append(generate(test_rng, 100, draw_length(test_rng, T), T))
@@ -98,6 +98,10 @@ def solve(task, cell="lstm", T=100, seed=0, report=print, **overrides):
                            forget_bias=recipe["forget_bias"] if init == "pytorch" else 0.0,
                            chrono_max_lag=T if init == "chrono" else 0)
     model = SequenceNetwork(config, rng=seed)
+    if recipe["orthogonal"]:
+        weight, H = model.rnn.weight_hh_l0.value, recipe["hidden"]
+        for block in range(len(weight) // H):
+            weight[block * H:(block + 1) * H] = orthogonal(init_rng, (H, H))
     trainer = Trainer(model, Adam(model.parameters(), lr=recipe["lr"]), loss_fn, clip_norm=recipe["clip"])
     batch, check_every = recipe["batch"], max(recipe["check_every"] // recipe["batch"], 1)
     for update in range(1, recipe["max_sequences"] // batch + 1):
@@ -130,6 +134,7 @@ def main(argv=None):
     recipe.add_argument("--clip", type=float, help="global gradient-norm clip")
     recipe.add_argument("--forget-bias", type=float, help="added to the LSTM's forget-gate bias (init pytorch)")
     recipe.add_argument("--init", choices=("pytorch", "chrono"), help="LSTM initialisation")
+    recipe.add_argument("--orthogonal", action=argparse.BooleanOptionalAction, help="orthogonal W_hh blocks")
     recipe.add_argument("--max-sequences", type=int, help="training budget")
     recipe.add_argument("--check-every", type=int, help="training sequences between test checks")
     args = parser.parse_args(argv)
