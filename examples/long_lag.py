@@ -67,7 +67,7 @@ RECIPE = dict(hidden=32, batch=16, lr=0.01, clip=1.0, init="chrono", orthogonal=
 RECIPES = {  # the same recipe; a budget and a test-check interval per task
     "adding": {**RECIPE, "max_sequences": 300_000, "check_every": 1_024},
     "temporal-order": {**RECIPE, "max_sequences": 300_000, "check_every": 256},
-    "temporal-order-3": {**RECIPE, "max_sequences": 600_000, "check_every": 1_024},
+    "temporal-order-3": {**RECIPE, "max_sequences": 600_000, "check_every": 256},
 }
 
 
