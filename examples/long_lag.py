@@ -12,9 +12,10 @@
 As in the paper, sequences are T to T + T/10 steps long: each batch draws one length (so no
 padding is needed), and the test set is ten batches of 100, each of its own length. Every batch is
 fresh (no sequence is seen twice). The test set is checked every `check_every` training sequences
-(that check trains nothing), so a reported count is at most that much above the first moment the
-test was passed. Each task has one recipe (`RECIPES`), the same for every seed and cell; an option
-given on the command line overrides it.
+(that check trains nothing), so a reported count is at most check_every - 1 above the first
+moment the test would have been passed. One recipe (`RECIPE`: the same network, initialisation,
+batch size and optimizer for every task, seed and cell) and, per task, a budget and a check
+interval (`RECIPES`); an option given on the command line overrides it.
 
     python examples/long_lag.py --task adding --cell lstm --T 100
     python examples/long_lag.py --task temporal-order --seeds 5
@@ -24,6 +25,7 @@ import argparse
 
 import numpy as np
 
+from rnnkit.argtypes import finite_float, positive_float, positive_int
 from rnnkit.data.synthetic import ADDING_TOLERANCE, TEMPORAL_ORDER_SYMBOLS, adding_problem, temporal_order
 from rnnkit.init import orthogonal
 from rnnkit.losses import mse, softmax_cross_entropy
@@ -59,7 +61,7 @@ TASKS = {
     "temporal-order-3": (order(3), SYMBOLS, 8, softmax_cross_entropy, classified),
 }
 
-#: One recipe for every task (README, "Classic demonstrations"). init: "pytorch" (PyTorch's draw plus
+#: The recipe (README, "Classic demonstrations"). init: "pytorch" (PyTorch's draw plus
 #: forget_bias) or "chrono" (Tallec & Ollivier 2018, with T_max = T: b_f = log U(1, T - 1),
 #: b_i = -b_f; `rnnkit.LSTM`'s chrono_max_lag). orthogonal: W_hh drawn orthogonal per gate block
 #: (Saxe et al. 2014; `rnnkit.init.orthogonal`), for every cell.
@@ -123,20 +125,21 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="adding", choices=sorted(TASKS))
     parser.add_argument("--cell", default="lstm", choices=("lstm", "gru", "rnn"))
-    parser.add_argument("--T", type=int, default=100, help="nominal sequence length (sequences are T to T + T/10)")
+    parser.add_argument("--T", type=positive_int, default=100,
+                        help="nominal sequence length (sequences are T to T + T/10)")
     parser.add_argument("--seed", type=int, default=0, help="the (first) seed")
-    parser.add_argument("--seeds", type=int, default=1, help="run seeds seed .. seed + N - 1 and summarise")
+    parser.add_argument("--seeds", type=positive_int, default=1, help="run seeds seed .. seed + N - 1 and summarise")
     parser.add_argument("--quiet", action="store_true", help="print only each seed's result")
     recipe = parser.add_argument_group("recipe overrides (default: the task's recipe)")
-    recipe.add_argument("--hidden", type=int)
-    recipe.add_argument("--batch", type=int, help="sequences per update")
-    recipe.add_argument("--lr", type=float, help="Adam's learning rate")
-    recipe.add_argument("--clip", type=float, help="global gradient-norm clip")
-    recipe.add_argument("--forget-bias", type=float, help="added to the LSTM's forget-gate bias (init pytorch)")
+    recipe.add_argument("--hidden", type=positive_int)
+    recipe.add_argument("--batch", type=positive_int, help="sequences per update")
+    recipe.add_argument("--lr", type=positive_float, help="Adam's learning rate")
+    recipe.add_argument("--clip", type=positive_float, help="global gradient-norm clip")
+    recipe.add_argument("--forget-bias", type=finite_float, help="added to the LSTM's forget-gate bias (init pytorch)")
     recipe.add_argument("--init", choices=("pytorch", "chrono"), help="LSTM initialisation")
     recipe.add_argument("--orthogonal", action=argparse.BooleanOptionalAction, help="orthogonal W_hh blocks")
-    recipe.add_argument("--max-sequences", type=int, help="training budget")
-    recipe.add_argument("--check-every", type=int, help="training sequences between test checks")
+    recipe.add_argument("--max-sequences", type=positive_int, help="training budget")
+    recipe.add_argument("--check-every", type=positive_int, help="training sequences between test checks")
     args = parser.parse_args(argv)
     overrides = {name: getattr(args, name) for name in RECIPES[args.task]}
     results = []
