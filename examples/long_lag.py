@@ -65,7 +65,7 @@ TASKS = {
 #: forget_bias) or "chrono" (Tallec & Ollivier 2018, with T_max = T: b_f = log U(1, T - 1),
 #: b_i = -b_f; `rnnkit.LSTM`'s chrono_max_lag). orthogonal: W_hh drawn orthogonal per gate block
 #: (Saxe et al. 2014; `rnnkit.init.orthogonal`), for every cell.
-RECIPE = dict(hidden=32, batch=16, lr=0.01, clip=1.0, init="chrono", orthogonal=True, forget_bias=1.0)
+RECIPE = dict(hidden=32, batch=8, lr=0.01, clip=1.0, init="chrono", orthogonal=True, forget_bias=1.0)
 RECIPES = {  # the same recipe; a budget and a test-check interval per task
     "adding": {**RECIPE, "max_sequences": 300_000, "check_every": 1_024},
     "temporal-order": {**RECIPE, "max_sequences": 300_000, "check_every": 256},
