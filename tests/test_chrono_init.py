@@ -10,6 +10,8 @@ import rnnkit
 from rnnkit.checkpoint import load_checkpoint, save_checkpoint
 from rnnkit.init import chrono_bias
 from rnnkit.network import NetworkConfig, SequenceNetwork
+from rnnkit.optim import Adam
+from rnnkit.resume import TrainState, restore_training, save_training
 
 H = 6
 
@@ -80,3 +82,17 @@ def test_network_config_carries_it_through_a_file_and_old_configurations_load(tm
     np.testing.assert_array_equal(loaded.rnn.bias_ih_l0.value, network.rnn.bias_ih_l0.value)
     with pytest.raises(ValueError, match="GRU has none"):
         NetworkConfig(input_size=3, output_size=2, cell="gru", chrono_max_lag=25)
+
+
+def test_a_training_checkpoint_written_before_the_option_resumes_and_a_changed_one_is_refused(tmp_path):
+    model = SequenceNetwork(NetworkConfig(input_size=3, output_size=2, hidden_size=H), rng=0)
+    optimizer = Adam(model.parameters(), lr=0.01)
+    save_training(tmp_path / "new", model, optimizer, None, TrainState(step=3), None)
+    tensors, info = load_checkpoint(tmp_path / "new")
+    del info["model"]["chrono_max_lag"]  # as written before the option existed
+    save_checkpoint(tmp_path / "old", tensors, info)
+    assert restore_training(tmp_path / "old", model, optimizer, None)[0].step == 3
+    info["model"]["hidden_size"] = H + 1
+    save_checkpoint(tmp_path / "other", tensors, info)
+    with pytest.raises(ValueError, match="hidden_size: checkpoint has 7, expected 6"):
+        restore_training(tmp_path / "other", model, optimizer, None)
