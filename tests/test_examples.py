@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -38,8 +40,13 @@ def test_binary_addition_example_adds_pairs_it_never_saw():
 
 
 def test_long_lag_example_reports_the_sequences_needed():
-    output = run_example("long_lag.py", "--task", "temporal-order", "--T", "20", "--max-sequences", "60000")
-    assert re.search(r"lstm solved temporal-order with T=20 after [\d,]+ training sequences", output)
+    output = run_example("long_lag.py", "--task", "temporal-order", "--T", "20", "--max-sequences", "60000",
+                         "--seeds", "2", "--quiet", "--check-every", "512")
+    used = [int(n.replace(",", "")) for n in
+            re.findall(r"seed \d: lstm solved temporal-order with T=20 after ([\d,]+) training sequences", output)]
+    assert len(used) == 2 and all(n % 512 == 0 for n in used)
+    summary = f"2/2 seeds solved; mean {np.mean(used):,.0f}, min {min(used):,}, max {max(used):,}; 0 failures"
+    assert summary in output
     output = run_example("long_lag.py", "--task", "adding", "--cell", "rnn", "--T", "20", "--max-sequences", "3200")
     assert "rnn did not solve adding with T=20 within 3,200 sequences" in output
 

@@ -8,13 +8,15 @@ seed (a fresh `default_rng(seed)`), through it.
 - `glorot_uniform`: U(-a, a) with a = sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio 2010).
 - `orthogonal`: a (semi-)orthogonal matrix from the QR decomposition of a Gaussian matrix
   (Saxe et al. 2014), applied per gate block for recurrent weights.
+- `chrono_bias`: log(u), u ~ U(1, T_max - 1) per unit: Tallec & Ollivier's (2018) chrono
+  initialisation of an LSTM's forget-gate bias (the cell sets b_i = -b_f; `rnnkit.cells.lstm`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["as_generator", "uniform_fan", "glorot_uniform", "orthogonal"]
+__all__ = ["as_generator", "uniform_fan", "glorot_uniform", "orthogonal", "chrono_bias"]
 
 
 def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
@@ -48,3 +50,13 @@ def orthogonal(rng: np.random.Generator | int, shape: tuple[int, int], dtype=np.
     if rows < cols:
         q = q.T
     return q[:rows, :cols].astype(dtype)
+
+
+def chrono_bias(rng: np.random.Generator | int, hidden_size: int, max_lag: int, dtype=np.float32) -> np.ndarray:
+    """b_f = log(u), u ~ U(1, max_lag - 1), one per unit (Tallec & Ollivier 2018, "Can recurrent
+    neural networks warp time?"): with b_i = -b_f a unit's cell state at initialisation decays
+    like f^t with f = sigmoid(b_f) = u / (1 + u), a characteristic time of about u steps, so the
+    units' memories span 1 .. max_lag steps."""
+    if not isinstance(max_lag, (int, np.integer)) or max_lag < 3:
+        raise ValueError(f"chrono's max_lag (T_max) must be an integer >= 3, got {max_lag!r}")
+    return np.log(as_generator(rng).uniform(1.0, max_lag - 1.0, hidden_size)).astype(dtype)

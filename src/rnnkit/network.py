@@ -38,7 +38,9 @@ class NetworkConfig:
     variational dropout (Gal & Ghahramani 2016) on each cell's input and on the state W_hh
     reads, one mask per sequence (see `rnnkit.recurrent`); `dropout` stays per step.
     forget_bias: added to the LSTM's forget-gate bias at initialisation (`rnnkit.LSTM`); 0 is
-    PyTorch's initialisation, and what a configuration written before the option reads as."""
+    PyTorch's initialisation, and what a configuration written before the option reads as.
+    chrono_max_lag: the LSTM's chrono initialisation (Tallec & Ollivier 2018, `rnnkit.LSTM`);
+    0, off, is what a configuration written before the option reads as."""
 
     input_size: int
     output_size: int
@@ -58,6 +60,7 @@ class NetworkConfig:
     input_dropout: float = 0.0
     recurrent_dropout: float = 0.0
     forget_bias: float = 0.0
+    chrono_max_lag: int = 0
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -76,6 +79,9 @@ class NetworkConfig:
         if self.forget_bias and self.cell != "lstm":
             raise ValueError(f"forget_bias is the LSTM's forget-gate bias; a {self.cell.upper()} has no forget "
                              "gate, so leave it at 0")
+        if self.chrono_max_lag and self.cell != "lstm":
+            raise ValueError(f"chrono_max_lag initialises the LSTM's gate biases; a {self.cell.upper()} has none "
+                             "of those gates, so leave it at 0")
         if self.layer_norm and self.cell == "gru" and not self.reset_after:
             raise ValueError("layer_norm needs the PyTorch GRU (reset_after=True), not the textbook one")
         if self.tie_weights:
@@ -100,7 +106,8 @@ class NetworkConfig:
         shared = {"layer_norm": self.layer_norm, "input_dropout": self.input_dropout,
                   "recurrent_dropout": self.recurrent_dropout}
         if self.cell == "lstm":
-            return {"peephole": self.peephole, "variant": self.variant, "forget_bias": self.forget_bias, **shared}
+            return {"peephole": self.peephole, "variant": self.variant, "forget_bias": self.forget_bias,
+                    "chrono_max_lag": self.chrono_max_lag, **shared}
         if self.cell == "gru":
             return {"reset_after": self.reset_after, **shared}
         return {"nonlinearity": self.nonlinearity, **shared}

@@ -331,20 +331,23 @@ class LSTM(RecurrentLayer):
     gate_activation / cell_activation: sigmoid / tanh by default. forget_bias: a constant added
     to the forget gate's bias at initialisation (on bias_ih; 0, the default, is PyTorch's
     initialisation; 1 is Gers et al.'s and Jozefowicz et al.'s advice; NFG refuses a non-zero
-    one; `rnnkit.cells.lstm` for CIFG). layer_norm, input_dropout, recurrent_dropout: see the
-    module docstring."""
+    one; `rnnkit.cells.lstm` for CIFG). chrono_max_lag: T_max of Tallec & Ollivier's chrono
+    initialisation, b_f = log U(1, T_max - 1), b_i = -b_f (0, the default: off). layer_norm,
+    input_dropout, recurrent_dropout: see the module docstring."""
 
     cell_class = LSTMCell
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, peephole=None, variant=None,
                  gate_activation="sigmoid", cell_activation="tanh", input_dropout=0.0, recurrent_dropout=0.0,
-                 layer_norm=False, forget_bias=0.0, dtype=np.float32, rng=0):
+                 layer_norm=False, forget_bias=0.0, chrono_max_lag=0, dtype=np.float32, rng=0):
         self.variant, self.peephole, self.forget_bias = variant, peephole, forget_bias
+        self.chrono_max_lag = chrono_max_lag
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          input_dropout=input_dropout, recurrent_dropout=recurrent_dropout, layer_norm=layer_norm,
                          dtype=dtype, rng=rng, peephole=peephole, variant=variant,
-                         gate_activation=gate_activation, cell_activation=cell_activation, forget_bias=forget_bias)
+                         gate_activation=gate_activation, cell_activation=cell_activation, forget_bias=forget_bias,
+                         chrono_max_lag=chrono_max_lag)
 
 
 class GRU(RecurrentLayer):

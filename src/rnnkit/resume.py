@@ -67,7 +67,7 @@ def restore_training(path: str | Path, model, optimizer: Optimizer,
     tensors, info = load_checkpoint(path)
     expected = _model_config(model)
     if expected is not None and info.get("model") is not None:
-        difference = describe_difference(expected, info["model"])
+        difference = describe_difference(expected, _with_defaults(model, info["model"]))
         if difference:
             raise ValueError(f"checkpoint {path} was saved from a different model: {difference}")
     load_model_weights(model, tensors, path)
@@ -126,6 +126,16 @@ def _buffer_names(tensors: dict, index: int) -> list[str]:
 def _model_config(model) -> dict | None:
     config = getattr(model, "config", None)
     return config.to_dict() if config is not None else None
+
+
+def _with_defaults(model, found: dict) -> dict:
+    """The checkpoint's model configuration with the keys added since it was written (e.g.
+    NetworkConfig's forget_bias, chrono_max_lag) at their defaults, which is how such a file
+    loads; as written when the model's configuration class cannot read it."""
+    try:
+        return type(model.config).from_dict(found).to_dict()
+    except (AttributeError, TypeError, ValueError):
+        return found
 
 
 def _json_default(value):

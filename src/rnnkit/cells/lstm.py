@@ -51,6 +51,17 @@ the cell state's gradient, dc_{t-1} = dc_t * f_t + ..., fades like sigma(b)^lag 
 exactly "b added to the coupled forget gate's pre-activation" (and closes the input gate as
 much). NFG has no forget gate to bias: a non-zero b is refused; so is one without biases.
 
+Chrono initialisation (`chrono_max_lag=T_max`, Tallec & Ollivier 2018): instead of a constant,
+
+    b_f = log(u),  u ~ U(1, T_max - 1) per unit,        b_i = -b_f
+
+on b_ih's f and i blocks, b_hh's f and i blocks set to 0, so the sums are exactly these
+(`rnnkit.init.chrono_bias`). The draw comes after all of the cell's other draws from its
+generator (later layers' and the head's draws shift). A unit then forgets like f^t with
+f = u / (1 + u): memories of 1 .. T_max steps. CIFG gets b_i = -b_f, i.e. its forget gate
+1 - i = sigma(-z_i) has bias b_f; NIG only b_f; NFG, no biases, and a forget_bias as well are
+refused. 0 (the default) is off.
+
 Layer normalisation (`layer_norm=True`, Ba, Kiros & Hinton 2016): the two projections are
 normalised as in every cell (`cells/base.py`), and the cell state before the output activation:
 
@@ -71,7 +82,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..init import uniform_fan
+from ..init import chrono_bias, uniform_fan
 from ..module import Parameter
 from ..ops import ACTIVATIONS, get_activation
 from .base import Cell, State
@@ -155,13 +166,27 @@ def check_forget_bias(forget_bias, structure: LSTMStructure, bias: bool) -> floa
     return value
 
 
+def check_chrono(max_lag, structure: LSTMStructure, bias: bool, forget_bias: float) -> int:
+    """chrono_max_lag as an int (0: off), or a ValueError when it cannot apply."""
+    if not max_lag:
+        return 0
+    if not isinstance(max_lag, (int, np.integer)) or max_lag < 3:
+        raise ValueError(f"chrono_max_lag (T_max) must be 0 (off) or an integer >= 3, got {max_lag!r}")
+    if structure.forget_gate == "none" or not bias or forget_bias:
+        raise ValueError("chrono_max_lag sets the forget-gate biases; it needs a forget gate (not NFG), the "
+                         "gate biases (bias=True) and forget_bias=0")
+    return int(max_lag)
+
+
 class LSTMCell(Cell):
     shares_preactivation = True
 
     def __init__(self, input_size, hidden_size, *, bias, dtype, rng, peephole=None, variant=None,
-                 gate_activation="sigmoid", cell_activation="tanh", layer_norm=False, forget_bias=0.0):
+                 gate_activation="sigmoid", cell_activation="tanh", layer_norm=False, forget_bias=0.0,
+                 chrono_max_lag=0):
         self.structure = s = lstm_structure(variant, peephole)
         forget_bias = check_forget_bias(forget_bias, s, bias)
+        chrono_max_lag = check_chrono(chrono_max_lag, s, bias, forget_bias)
         self.block_names = s.blocks()
         self.num_blocks = len(self.block_names)
         self.gate_names = s.gates()
@@ -188,6 +213,12 @@ class LSTMCell(Cell):
         )
         # The cell state's normalisation has its own shift: no bias follows it.
         self.norm_cell = LayerNorm(H, dtype, shift=bias) if self.layer_norm else None
+        if chrono_max_lag:  # module docstring; i is CIFG's coupled forget gate too
+            forget = chrono_bias(rng, H, chrono_max_lag, dtype)
+            for name, value in (("f", forget), ("i", -forget)):
+                if name in self.block:
+                    self.bias_ih.value[self.block[name]] = value
+                    self.bias_hh.value[self.block[name]] = 0.0
 
     def extra_param_names(self):
         return ("weight_peephole", "weight_gate")
