@@ -21,8 +21,9 @@ from . import datasets
 from .datasets import DATASETS
 from .evaluate import below_baseline_advice, few_updates_warning, format_scores, run_baseline, score, scores_of
 from .labelled import TextEncoder
-from .model import build_model, describe_model, load_model
-from .training import Examples, plan_training
+from .model import READOUTS, build_model, describe_model, load_model
+from .reviews import SNIPPETS
+from .training import Examples, plan_training, pretrain_language_model
 
 
 def add_parser(tasks) -> None:
@@ -85,8 +86,21 @@ def add_train(verbs) -> None:
     model.add_argument("--embed", type=positive_int, default=128, help="token embedding size (default: 128)")
     model.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=True,
                        help="read each sequence both ways (default: on)")
+    model.add_argument("--pool", choices=READOUTS, default="last",
+                       help="what the head reads: the final state (last), or the mean or max of every real step's "
+                            "output (default: last)")
     model.add_argument("--dropout", type=fraction,
                        help="dropout between layers and before the head (default: 0.5; digits: 0.2)")
+    pretraining = p.add_argument_group("language-model pretraining (Dai & Le 2015)")
+    pretraining.add_argument("--pretrain-epochs", type=non_negative_int, default=0,
+                             help="first train the embedding and recurrent layer for this many epochs as a language "
+                                  "model of the training texts (next word; previous word for the reverse direction), "
+                                  "then fine-tune as a classifier (default: 0, off)")
+    pretraining.add_argument("--unlabelled", action="append", choices=SNIPPETS, metavar="{" + ",".join(SNIPPETS) + "}",
+                             help="also pretrain on this snippet set of the movie reviews' archive, text only "
+                                  "(repeatable; needs --pretrain-epochs)")
+    pretraining.add_argument("--pretrain-lr", type=positive_float, default=1e-3,
+                             help="Adam's learning rate for pretraining (default: 0.001)")
     training = p.add_argument_group("training")
     training.add_argument("--epochs", type=positive_int, help="at most this many passes (default: 10; digits: 40)")
     training.add_argument("--minutes", type=positive_float, help="wall-clock budget for training")
@@ -135,12 +149,15 @@ def add_predict(verbs) -> None:
 # Training settings a data set changes unless typed: the movie reviews overfit after two or three
 # epochs (so a low rate, strong dropout); the digits need more passes and less dropout.
 DEFAULTS = {"dropout": 0.5, "epochs": 10, "patience": 3, "lr": 5e-4}
+PRETRAIN_MAX_LENGTH = 100  # words a pretraining text is cut to (the longest movie sentence has 51)
 PRESETS = {"digits": {"dropout": 0.2, "epochs": 40, "patience": 6, "lr": 2e-3}}
 
 
 def run_train(args) -> int:
     if args.file is not None and args.dataset is not None:
         raise ValueError("give a file or --dataset, not both")
+    if args.unlabelled and not args.pretrain_epochs:
+        raise ValueError("--unlabelled is text for language-model pretraining; give --pretrain-epochs too")
     preset = PRESETS.get(args.dataset, {}) if args.file is None else {}
     for name, value in {**DEFAULTS, **preset}.items():
         if getattr(args, name) is None:
@@ -159,7 +176,7 @@ def run_train(args) -> int:
     regression = metadata["task"] == "regression"
     model = build_model(metadata, train.targets, cell=args.cell, hidden=args.hidden, layers=args.layers,
                         embed=args.embed, dropout=args.dropout, bidirectional=args.bidirectional, seed=args.seed,
-                        forget_bias=args.forget_bias)
+                        forget_bias=args.forget_bias, pool=args.pool)
     unit = "texts" if metadata["input"] == "text" else "sequences"
     what = (f"{len(metadata['vocabulary']):,} {metadata['tokens']} in the vocabulary" if metadata["input"] == "text"
             else f"{metadata['feature_shape'][0]} steps of {metadata['feature_shape'][1]} features")
@@ -169,6 +186,9 @@ def run_train(args) -> int:
               f"{what}; {classes}", file=sys.stderr)
         print(f"model: {describe_model(model)}, {model.num_parameters():,} parameters"
               + ("" if communicator is None else f", on {communicator.size} MPI processes"), file=sys.stderr)
+    if args.pretrain_epochs and communicator is not None:
+        raise ValueError("--pretrain-epochs trains in one process; start it without mpiexec")
+    pretraining = pretrain(args, model, train, metadata) if args.pretrain_epochs else None
 
     plan = plan_training(model, Examples(train.inputs, train.mask, train.targets),
                          Examples(validation.inputs, validation.mask, validation.targets), batch=args.batch,
@@ -188,7 +208,8 @@ def run_train(args) -> int:
     evaluations = [r["val_loss"] for r in trainer.state.history if "val_loss" in r]
     results = {"model": describe_model(model), "settings": {k: v for k, v in vars(args).items() if k != "run"},
                "train_seconds": round(seconds, 1), "epochs_run": len(evaluations),
-               "best_epoch": int(np.argmin(evaluations)) + 1, "test": score(model, test, metadata)}
+               "best_epoch": int(np.argmin(evaluations)) + 1, "pretraining": pretraining,
+               "test": score(model, test, metadata)}
     print(f"test part ({len(test):,} {unit}):")
     print(f"  ours      {describe_model(model)}: {format_scores(results['test'], regression)}")
     if not args.no_baseline:
@@ -205,6 +226,23 @@ def run_train(args) -> int:
     (out / "results.json").write_text(json.dumps(results, indent=1))
     print(f"checkpoint {out / 'best.safetensors'} (trained in {seconds:.0f} s)")
     return 0
+
+
+def pretrain(args, model, train, metadata) -> dict:
+    """Language-model pretraining of the model's encoder (in place); what it did, for results.json."""
+    ids, mask = datasets.pretraining_text(train, metadata, args.unlabelled or [], max_length=PRETRAIN_MAX_LENGTH)
+    print(f"pretraining a language model on {len(ids):,} texts ({int(mask.sum()):,} {metadata['tokens']}: the "
+          f"training part{''.join(', ' + name for name in args.unlabelled or [])})", file=sys.stderr)
+    started = time.perf_counter()
+
+    def report(epoch: int, loss: float) -> None:
+        print(f"pretraining epoch {epoch:3d}  loss {loss:.4f} (perplexity {np.exp(loss):.0f})  "
+              f"({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+
+    losses = pretrain_language_model(model, ids, mask, epochs=args.pretrain_epochs, lr=args.pretrain_lr,
+                                     batch=args.batch, clip=args.clip, seed=args.seed, report=report)
+    return {"texts": len(ids), "unlabelled": args.unlabelled or [], "losses": losses,
+            "seconds": round(time.perf_counter() - started, 1)}
 
 
 def epoch_reporter(validation, steps_per_epoch: int, metadata: dict):
