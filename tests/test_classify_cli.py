@@ -111,6 +111,21 @@ def test_digits_read_row_by_row(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------ bad input
+def test_pretraining_and_pooling(tmp_path, capsys):
+    data = write_marker_file(tmp_path / "reviews.tsv")
+    code, printed, err = run_cli(capsys, "classify", "train", data, *TINY, "--epochs", "6", "--pool", "max",
+                                 "--pretrain-epochs", "3", "--pretrain-lr", "0.01", "--out", tmp_path / "run")
+    assert code == 0, err
+    assert len(re.findall(r"pretraining epoch +\d+ +loss", err)) == 3 and "max-pooled" in printed
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    pretraining = results["pretraining"]
+    assert pretraining["texts"] == 192 and pretraining["unlabelled"] == []  # the 80 % training part only
+    assert len(pretraining["losses"]) == 3 and pretraining["losses"][-1] < pretraining["losses"][0]
+    assert results["test"]["accuracy"] >= 0.9
+    code, printed, _ = run_cli(capsys, "classify", "eval", tmp_path / "run" / "best.safetensors", data)
+    assert code == 0 and "accuracy" in printed  # the pooled model reads back from its checkpoint
+
+
 def write(path, content: str):
     path.write_text(content)
     return path
@@ -147,6 +162,13 @@ BAD_TRAIN = {
     "file and dataset": (lambda d: [write_marker_file(d / "i.tsv", 20), "--dataset", "digits"], "not both"),
     "digits regression": (lambda d: ["--dataset", "digits", "--regression"], "classification data set"),
     "zero hidden": (lambda d: [write_marker_file(d / "j.tsv", 20), "--hidden", "0"], "positive integer"),
+    "unknown pooling": (lambda d: [write_marker_file(d / "k.tsv", 20), "--pool", "median"], "invalid choice"),
+    "negative pretraining epochs": (lambda d: [write_marker_file(d / "l.tsv", 20), "--pretrain-epochs", "-1"],
+                                    "an integer >= 0"),
+    "unlabelled without pretraining": (lambda d: ["--unlabelled", "tweets"], "give --pretrain-epochs too"),
+    "unknown unlabelled set": (lambda d: ["--pretrain-epochs", "1", "--unlabelled", "imdb"], "invalid choice"),
+    "zero pretraining rate": (lambda d: ["--pretrain-epochs", "1", "--pretrain-lr", "0"], "a positive number"),
+    "pretraining on numbers": (lambda d: ["--dataset", "digits", "--pretrain-epochs", "1"], "reads text"),
 }
 
 

@@ -174,6 +174,8 @@ def run_train(args) -> int:
         source, encoder, min_freq=args.min_freq, max_vocab=args.max_vocab,
         text_column=args.text_column if args.file else None, label_column=args.label_column if args.file else None)
     regression = metadata["task"] == "regression"
+    if args.pretrain_epochs and metadata["input"] != "text":
+        raise ValueError(f"language-model pretraining reads text; {source.name} is sequences of numbers")
     model = build_model(metadata, train.targets, cell=args.cell, hidden=args.hidden, layers=args.layers,
                         embed=args.embed, dropout=args.dropout, bidirectional=args.bidirectional, seed=args.seed,
                         forget_bias=args.forget_bias, pool=args.pool)
