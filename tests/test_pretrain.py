@@ -181,3 +181,20 @@ def test_the_loss_scores_the_next_word_forward_and_the_previous_word_in_reverse(
     assert EncoderLanguageModel.loss(logits, ids, mask)[0] < 1e-12
     swapped = logits[:, :, ::-1]  # each direction naming the other's word
     assert EncoderLanguageModel.loss(swapped, ids, mask)[0] > 10
+
+
+def test_a_smaller_output_vocabulary_predicts_the_rest_as_unknown():
+    ids = np.array([[2, 6, 3, 7], [5, 4, 0, 0]])
+    mask = ids > 0
+    batches = SentenceBatches(ids, mask, words=np.where(ids < 4, ids, 1), batch_size=2)
+    inputs, words, _ = batches.batch(0, 0)
+    np.testing.assert_array_equal(np.where(inputs.inputs < 4, inputs.inputs, 1), words)
+    model = language_model()
+    losses = pretrain_encoder(model.embedding, model.rnn, ids, mask, epochs=2, output_size=4, unknown_id=1)
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    small = EncoderLanguageModel(model.embedding, model.rnn, output_size=4)
+    assert small.forward(Padded(ids.T, mask.T))[0].shape == (4, 2, 2, 4)
+    with pytest.raises(ValueError, match="output_size must be between 2"):
+        EncoderLanguageModel(model.embedding, model.rnn, output_size=VOCABULARY + 1)
+    with pytest.raises(ValueError, match="unknown_id must be an id below output_size 4"):
+        pretrain_encoder(model.embedding, model.rnn, ids, mask, epochs=1, output_size=4, unknown_id=4)

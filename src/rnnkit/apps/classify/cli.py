@@ -99,6 +99,9 @@ def add_train(verbs) -> None:
     pretraining.add_argument("--unlabelled", action="append", choices=SNIPPETS, metavar="{" + ",".join(SNIPPETS) + "}",
                              help="also pretrain on this snippet set of the movie reviews' archive, text only "
                                   "(repeatable; needs --pretrain-epochs)")
+    pretraining.add_argument("--pretrain-vocab", type=positive_int,
+                             help="predict only the N commonest words while pretraining, every other word as <unk> "
+                                  "(the encoder still reads them all; N/V of the softmax's cost) (default: all)")
     pretraining.add_argument("--pretrain-lr", type=positive_float, default=1e-3,
                              help="Adam's learning rate for pretraining (default: 0.001)")
     training = p.add_argument_group("training")
@@ -242,7 +245,8 @@ def pretrain(args, model, train, metadata) -> dict:
               f"({time.perf_counter() - started:.0f} s)", file=sys.stderr)
 
     losses = pretrain_language_model(model, ids, mask, epochs=args.pretrain_epochs, lr=args.pretrain_lr,
-                                     batch=args.batch, clip=args.clip, seed=args.seed, report=report)
+                                     batch=args.batch, clip=args.clip, seed=args.seed, report=report,
+                                     output_size=args.pretrain_vocab)
     return {"texts": len(ids), "unlabelled": args.unlabelled or [], "losses": losses,
             "seconds": round(time.perf_counter() - started, 1)}
 
