@@ -118,12 +118,40 @@ def test_pretraining_and_pooling(tmp_path, capsys):
     assert code == 0, err
     assert len(re.findall(r"pretraining epoch +\d+ +loss", err)) == 3 and "max-pooled" in printed
     results = json.loads((tmp_path / "run" / "results.json").read_text())
-    pretraining = results["pretraining"]
+    pretraining = results["members"][0]["pretraining"]
     assert pretraining["texts"] == 192 and pretraining["unlabelled"] == []  # the 80 % training part only
     assert len(pretraining["losses"]) == 3 and pretraining["losses"][-1] < pretraining["losses"][0]
     assert results["test"]["accuracy"] >= 0.9
     code, printed, _ = run_cli(capsys, "classify", "eval", tmp_path / "run" / "best.safetensors", data)
     assert code == 0 and "accuracy" in printed  # the pooled model reads back from its checkpoint
+
+
+def test_an_ensemble_of_seeds_trains_scores_and_predicts_as_one(tmp_path, capsys):
+    from rnnkit.apps.classify import datasets
+    from rnnkit.apps.classify.model import load_model
+
+    data = write_marker_file(tmp_path / "reviews.tsv")
+    out = tmp_path / "run"
+    code, printed, err = run_cli(capsys, "classify", "train", data, *TINY, "--epochs", "4", "--ensemble", "3",
+                                 "--seed", "5", "--out", out)
+    assert code == 0, err
+    assert "ensemble of 3 x" in printed and err.count("ensemble member") == 3
+    results = json.loads((out / "results.json").read_text())
+    assert [m["seed"] for m in results["members"]] == [5, 6, 7]
+    # the ensemble's answer is the mean of its members' probabilities, recomputed here from the checkpoints
+    members = [load_model(out / f"seed-{seed}" / "best.safetensors") for seed in (5, 6, 7)]
+    assert len({m.embedding.weight.value.tobytes() for m, _ in members}) == 3  # three different models
+    metadata = members[0][1]
+    table = datasets.load_file(data, "text", "label", regression=False)
+    test = datasets.encode_source(table, metadata, datasets.split_parts(table, metadata)[2])
+    mean = np.mean([m.predict_proba(test.inputs, test.mask) for m, _ in members], axis=0)
+    assert results["test"]["accuracy"] == pytest.approx(float((mean.argmax(axis=1) == test.targets).mean()))
+    code, printed, _ = run_cli(capsys, "classify", "eval", out, data)
+    assert code == 0 and "accuracy" in printed
+    code, printed, _ = run_cli(capsys, "classify", "predict", out, "--text", "a great film")
+    assert code == 0 and len(printed.strip().splitlines()) == 1
+    code, _, err = run_cli(capsys, "classify", "eval", out / "seed-5", data)  # a folder without ensemble.json
+    assert code == 2 and "without ensemble.json" in err and len(err.strip().splitlines()) == 1
 
 
 def write(path, content: str):
@@ -169,6 +197,7 @@ BAD_TRAIN = {
     "unknown unlabelled set": (lambda d: ["--pretrain-epochs", "1", "--unlabelled", "imdb"], "invalid choice"),
     "zero pretraining rate": (lambda d: ["--pretrain-epochs", "1", "--pretrain-lr", "0"], "a positive number"),
     "pretraining on numbers": (lambda d: ["--dataset", "digits", "--pretrain-epochs", "1"], "reads text"),
+    "zero ensemble": (lambda d: [write_marker_file(d / "m.tsv", 20), "--ensemble", "0"], "positive integer"),
 }
 
 

@@ -19,9 +19,10 @@ from rnnkit.threads import one_blas_thread
 
 from . import datasets
 from .datasets import DATASETS
+from .ensemble import load_predictor, write_manifest
 from .evaluate import below_baseline_advice, few_updates_warning, format_scores, run_baseline, score, scores_of
 from .labelled import TextEncoder
-from .model import READOUTS, build_model, describe_model, load_model
+from .model import READOUTS, build_model, describe_model
 from .reviews import SNIPPETS
 from .training import Examples, plan_training, pretrain_language_model
 
@@ -117,6 +118,9 @@ def add_train(verbs) -> None:
                           help="clip the gradient's global norm; 0 = off (default: 5)")
     training.add_argument("--seed", type=non_negative_int, default=0,
                           help="initialisation, dropout and batch order (the split is fixed) (default: 0)")
+    training.add_argument("--ensemble", type=positive_int, default=1,
+                          help="train this many models, seeds --seed, --seed + 1, ..., and answer with the mean of "
+                               "their probabilities (default: 1)")
     training.add_argument("--no-baseline", action="store_true", help="skip the scikit-learn baseline")
     training.add_argument("--out", default="runs/classify", help="output folder (default: runs/classify)")
     p.set_defaults(run=one_thread(run_train))
@@ -127,7 +131,8 @@ def add_eval(verbs) -> None:
                          description="Accuracy, macro-F1 and the confusion matrix (RMSE and Pearson r for a "
                                      "regressor) on a labelled TSV/CSV file, or on the test part of the named "
                                      "data set the model was trained on.")
-    p.add_argument("checkpoint", help="a checkpoint written by `rnnkit classify train`")
+    p.add_argument("checkpoint", help="a checkpoint written by `rnnkit classify train` (or, for --ensemble, "
+                                      "its output folder)")
     p.add_argument("file", nargs="?", help="a TSV/CSV file with the text and label columns")
     p.add_argument("--dataset", choices=DATASETS, help="score on this data set's test part (default: the training "
                                                        "data set, when there was one)")
@@ -140,7 +145,8 @@ def add_predict(verbs) -> None:
                          description="Print one prediction per text (the class and its probability, or the "
                                      "number): texts from a TSV/CSV file, from --text, or the test part of a "
                                      "named data set.")
-    p.add_argument("checkpoint", help="a checkpoint written by `rnnkit classify train`")
+    p.add_argument("checkpoint", help="a checkpoint written by `rnnkit classify train` (or, for --ensemble, "
+                                      "its output folder)")
     p.add_argument("file", nargs="?", help="a TSV/CSV file with a text column (a label column is optional)")
     p.add_argument("--text", action="append", help="a text to label (repeatable)")
     p.add_argument("--dataset", choices=DATASETS, help="label this data set's test part")
@@ -193,28 +199,29 @@ def run_train(args) -> int:
               + ("" if communicator is None else f", on {communicator.size} MPI processes"), file=sys.stderr)
     if args.pretrain_epochs and communicator is not None:
         raise ValueError("--pretrain-epochs trains in one process; start it without mpiexec")
-    pretraining = pretrain(args, model, train, metadata) if args.pretrain_epochs else None
-
-    plan = plan_training(model, Examples(train.inputs, train.mask, train.targets),
-                         Examples(validation.inputs, validation.mask, validation.targets), batch=args.batch,
-                         lr=args.lr, weight_decay=args.weight_decay, clip=args.clip, patience=args.patience,
-                         seed=args.seed, communicator=communicator)
-    warning = few_updates_warning(plan.updates_per_epoch, len(train), args.batch)  # a shard has every batch
-    if warning and root:
-        print(warning, file=sys.stderr)
+    if args.ensemble > 1 and communicator is not None:
+        raise ValueError("--ensemble trains its models one after another in one process; start it without mpiexec")
     out = Path(args.out)
-    reporter = (epoch_reporter(validation, plan.updates_per_epoch, metadata),) if root else ()
-    trainer = plan.run(epochs=args.epochs, max_seconds=None if args.minutes is None else 60 * args.minutes,
-                       checkpoint_dir=out, metadata=metadata, callbacks=reporter)
+    seeds = [args.seed + k for k in range(args.ensemble)]
+    members = []
+    for seed in seeds:
+        folder = out if len(seeds) == 1 else out / f"seed-{seed}"
+        if len(seeds) > 1:
+            print(f"ensemble member {len(members) + 1} of {len(seeds)} (seed {seed}):", file=sys.stderr)
+            model = build_model(metadata, train.targets, cell=args.cell, hidden=args.hidden, layers=args.layers,
+                                embed=args.embed, dropout=args.dropout, bidirectional=args.bidirectional,
+                                seed=seed, forget_bias=args.forget_bias, pool=args.pool)
+        members.append(train_member(args, model, seed, folder, train, validation, metadata, communicator))
     if not root:
         return 0
     seconds = time.perf_counter() - started
-    model, _ = load_model(out / "best.safetensors")
-    evaluations = [r["val_loss"] for r in trainer.state.history if "val_loss" in r]
+    if len(seeds) > 1:
+        write_manifest(out, [folder / "best.safetensors" for folder, _ in members])
+    model, _ = load_predictor(out if len(seeds) > 1 else out / "best.safetensors")
     results = {"model": describe_model(model), "settings": {k: v for k, v in vars(args).items() if k != "run"},
-               "train_seconds": round(seconds, 1), "epochs_run": len(evaluations),
-               "best_epoch": int(np.argmin(evaluations)) + 1, "pretraining": pretraining,
-               "test": score(model, test, metadata)}
+               "train_seconds": round(seconds, 1), "members": [summary for _, summary in members],
+               "validation": score(model, validation, metadata), "test": score(model, test, metadata)}
+    print(f"validation part ({len(validation):,} {unit}): {format_scores(results['validation'], regression)}")
     print(f"test part ({len(test):,} {unit}):")
     print(f"  ours      {describe_model(model)}: {format_scores(results['test'], regression)}")
     if not args.no_baseline:
@@ -227,13 +234,34 @@ def run_train(args) -> int:
             print(advice)
     if not regression:
         print(format_confusion(np.array(results["test"]["confusion"]), metadata["labels"]))
-    (out / "history.json").write_text(json.dumps(trainer.state.history, indent=1))
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    print(f"checkpoint {out / 'best.safetensors'} (trained in {seconds:.0f} s)")
+    where = out / "best.safetensors" if len(seeds) == 1 else f"{out / 'ensemble.json'} ({len(seeds)} checkpoints)"
+    print(f"checkpoint {where} (trained in {seconds:.0f} s)")
     return 0
 
 
-def pretrain(args, model, train, metadata) -> dict:
+def train_member(args, model, seed: int, out: Path, train, validation, metadata, communicator):
+    """Pretrain (if asked) and train one model into `out`; (out, its summary for results.json)."""
+    root = communicator is None or communicator.is_root
+    pretraining = pretrain(args, model, train, metadata, seed) if args.pretrain_epochs else None
+    plan = plan_training(model, Examples(train.inputs, train.mask, train.targets),
+                         Examples(validation.inputs, validation.mask, validation.targets), batch=args.batch,
+                         lr=args.lr, weight_decay=args.weight_decay, clip=args.clip, patience=args.patience,
+                         seed=seed, communicator=communicator)
+    warning = few_updates_warning(plan.updates_per_epoch, len(train), args.batch)  # a shard has every batch
+    if warning and root:
+        print(warning, file=sys.stderr)
+    reporter = (epoch_reporter(validation, plan.updates_per_epoch, metadata),) if root else ()
+    trainer = plan.run(epochs=args.epochs, max_seconds=None if args.minutes is None else 60 * args.minutes,
+                       checkpoint_dir=out, metadata=metadata, callbacks=reporter)
+    evaluations = [r["val_loss"] for r in trainer.state.history if "val_loss" in r]
+    if root:
+        (out / "history.json").write_text(json.dumps(trainer.state.history, indent=1))
+    return out, {"seed": seed, "epochs_run": len(evaluations), "best_epoch": int(np.argmin(evaluations)) + 1,
+                 "pretraining": pretraining}
+
+
+def pretrain(args, model, train, metadata, seed: int) -> dict:
     """Language-model pretraining of the model's encoder (in place); what it did, for results.json."""
     ids, mask = datasets.pretraining_text(train, metadata, args.unlabelled or [], max_length=PRETRAIN_MAX_LENGTH)
     print(f"pretraining a language model on {len(ids):,} texts ({int(mask.sum()):,} {metadata['tokens']}: the "
@@ -245,7 +273,7 @@ def pretrain(args, model, train, metadata) -> dict:
               f"({time.perf_counter() - started:.0f} s)", file=sys.stderr)
 
     losses = pretrain_language_model(model, ids, mask, epochs=args.pretrain_epochs, lr=args.pretrain_lr,
-                                     batch=args.batch, clip=args.clip, seed=args.seed, report=report,
+                                     batch=args.batch, clip=args.clip, seed=seed, report=report,
                                      output_size=args.pretrain_vocab)
     return {"texts": len(ids), "unlabelled": args.unlabelled or [], "losses": losses,
             "seconds": round(time.perf_counter() - started, 1)}
@@ -271,7 +299,7 @@ def epoch_reporter(validation, steps_per_epoch: int, metadata: dict):
 
 # ------------------------------------------------------------------------ eval / predict
 def run_eval(args) -> int:
-    model, metadata = load_model(args.checkpoint)
+    model, metadata = load_predictor(args.checkpoint)
     part, where = datasets.read_for_model(metadata, file=args.file, dataset=args.dataset, text_column=args.text_column,
                                           label_column=args.label_column, need_labels=True)
     regression = metadata["task"] == "regression"
@@ -284,7 +312,7 @@ def run_eval(args) -> int:
 
 
 def run_predict(args) -> int:
-    model, metadata = load_model(args.checkpoint)
+    model, metadata = load_predictor(args.checkpoint)
     part, _ = datasets.read_for_model(metadata, file=args.file, dataset=args.dataset, texts=args.text,
                                        text_column=args.text_column, label_column=args.label_column,
                                        need_labels=False)

@@ -306,6 +306,9 @@ def build_model(metadata: dict, train_targets: np.ndarray, *, cell: str, hidden:
 
 def describe_model(model) -> str:
     """"bidirectional LSTM 2 x 128, embedding 64": what the model is, in one phrase."""
+    members = getattr(model, "members", None)  # an ensemble (`ensemble.Ensemble`)
+    if members is not None:
+        return f"ensemble of {len(members)} x {describe_model(members[0])}"
     n = model.config.network
     direction = "bidirectional " if n.bidirectional else ""
     layers = f"{n.num_layers} x " if n.num_layers > 1 else ""
