@@ -114,7 +114,8 @@ def test_digits_read_row_by_row(tmp_path, capsys):
 def test_pretraining_and_pooling(tmp_path, capsys):
     data = write_marker_file(tmp_path / "reviews.tsv")
     code, printed, err = run_cli(capsys, "classify", "train", data, *TINY, "--epochs", "6", "--pool", "max",
-                                 "--pretrain-epochs", "3", "--pretrain-lr", "0.01", "--out", tmp_path / "run")
+                                 "--pretrain-epochs", "3", "--pretrain-lr", "0.01", "--input-dropout", "0.1",
+                                 "--recurrent-dropout", "0.2", "--out", tmp_path / "run")
     assert code == 0, err
     assert len(re.findall(r"pretraining epoch +\d+ +loss", err)) == 3 and "max-pooled" in printed
     results = json.loads((tmp_path / "run" / "results.json").read_text())
@@ -124,6 +125,10 @@ def test_pretraining_and_pooling(tmp_path, capsys):
     assert results["test"]["accuracy"] >= 0.9
     code, printed, _ = run_cli(capsys, "classify", "eval", tmp_path / "run" / "best.safetensors", data)
     assert code == 0 and "accuracy" in printed  # the pooled model reads back from its checkpoint
+    from rnnkit.apps.classify.model import load_model
+
+    config = load_model(tmp_path / "run" / "best.safetensors")[0].config
+    assert (config.pool, config.network.input_dropout, config.network.recurrent_dropout) == ("max", 0.1, 0.2)
 
 
 def test_an_ensemble_of_seeds_trains_scores_and_predicts_as_one(tmp_path, capsys):

@@ -87,6 +87,12 @@ def add_train(verbs) -> None:
     model.add_argument("--embed", type=positive_int, default=128, help="token embedding size (default: 128)")
     model.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=True,
                        help="read each sequence both ways (default: on)")
+    model.add_argument("--input-dropout", type=fraction, default=0.0,
+                       help="variational dropout on each recurrent layer's input: one mask per sequence, the same at "
+                            "every step (Gal & Ghahramani 2016) (default: 0)")
+    model.add_argument("--recurrent-dropout", type=fraction, default=0.0,
+                       help="variational dropout on the state each step's W_hh reads (Gal & Ghahramani 2016) "
+                            "(default: 0)")
     model.add_argument("--pool", choices=READOUTS, default="last",
                        help="what the head reads: the final state (last), or the mean or max of every real step's "
                             "output (default: last)")
@@ -185,9 +191,7 @@ def run_train(args) -> int:
     regression = metadata["task"] == "regression"
     if args.pretrain_epochs and metadata["input"] != "text":
         raise ValueError(f"language-model pretraining reads text; {source.name} is sequences of numbers")
-    model = build_model(metadata, train.targets, cell=args.cell, hidden=args.hidden, layers=args.layers,
-                        embed=args.embed, dropout=args.dropout, bidirectional=args.bidirectional, seed=args.seed,
-                        forget_bias=args.forget_bias, pool=args.pool)
+    model = new_model(args, metadata, train.targets, args.seed)
     unit = "texts" if metadata["input"] == "text" else "sequences"
     what = (f"{len(metadata['vocabulary']):,} {metadata['tokens']} in the vocabulary" if metadata["input"] == "text"
             else f"{metadata['feature_shape'][0]} steps of {metadata['feature_shape'][1]} features")
@@ -208,9 +212,7 @@ def run_train(args) -> int:
         folder = out if len(seeds) == 1 else out / f"seed-{seed}"
         if len(seeds) > 1:
             print(f"ensemble member {len(members) + 1} of {len(seeds)} (seed {seed}):", file=sys.stderr)
-            model = build_model(metadata, train.targets, cell=args.cell, hidden=args.hidden, layers=args.layers,
-                                embed=args.embed, dropout=args.dropout, bidirectional=args.bidirectional,
-                                seed=seed, forget_bias=args.forget_bias, pool=args.pool)
+            model = new_model(args, metadata, train.targets, seed)
         members.append(train_member(args, model, seed, folder, train, validation, metadata, communicator))
     if not root:
         return 0
@@ -238,6 +240,12 @@ def run_train(args) -> int:
     where = out / "best.safetensors" if len(seeds) == 1 else f"{out / 'ensemble.json'} ({len(seeds)} checkpoints)"
     print(f"checkpoint {where} (trained in {seconds:.0f} s)")
     return 0
+
+
+def new_model(args, metadata, targets, seed: int):
+    return build_model(metadata, targets, cell=args.cell, hidden=args.hidden, layers=args.layers, embed=args.embed,
+                       dropout=args.dropout, bidirectional=args.bidirectional, seed=seed, forget_bias=args.forget_bias,
+                       pool=args.pool, input_dropout=args.input_dropout, recurrent_dropout=args.recurrent_dropout)
 
 
 def train_member(args, model, seed: int, out: Path, train, validation, metadata, communicator):

@@ -286,8 +286,8 @@ def load_model(path: str | Path) -> tuple[SequenceClassifier | SequenceRegressor
 
 
 def build_model(metadata: dict, train_targets: np.ndarray, *, cell: str, hidden: int, layers: int, embed: int,
-                dropout: float, bidirectional: bool, seed: int, forget_bias: float = 0.0,
-                pool: str = "last") -> SequenceClassifier | SequenceRegressor:
+                dropout: float, bidirectional: bool, seed: int, forget_bias: float = 0.0, pool: str = "last",
+                input_dropout: float = 0.0, recurrent_dropout: float = 0.0) -> SequenceClassifier | SequenceRegressor:
     """A fresh model for the data `metadata` describes (from `datasets.prepare_training`): an
     embedding for texts or features as they are, one output per class or one number (the
     regressor standardises its targets by the training part's mean and deviation)."""
@@ -297,7 +297,8 @@ def build_model(metadata: dict, train_targets: np.ndarray, *, cell: str, hidden:
         input_size=len(metadata["vocabulary"]) if text else metadata["feature_shape"][1], output_size=output_size,
         cell=cell, hidden_size=hidden, num_layers=layers,
         input_kind="embedding" if text else "features", embedding_size=embed if text else 0,
-        dropout=dropout, bidirectional=bidirectional, forget_bias=forget_bias)
+        dropout=dropout, bidirectional=bidirectional, forget_bias=forget_bias, input_dropout=input_dropout,
+        recurrent_dropout=recurrent_dropout)
     if metadata["task"] == "regression":
         mean, scale = float(np.mean(train_targets)), float(np.std(train_targets))
         return SequenceRegressor(ClassifierConfig(network, "regression", mean, scale or 1.0, pool), rng=seed)
