@@ -198,3 +198,17 @@ def test_a_smaller_output_vocabulary_predicts_the_rest_as_unknown():
         EncoderLanguageModel(model.embedding, model.rnn, output_size=VOCABULARY + 1)
     with pytest.raises(ValueError, match="unknown_id must be an id below output_size 4"):
         pretrain_encoder(model.embedding, model.rnn, ids, mask, epochs=1, output_size=4, unknown_id=4)
+
+
+def test_keeping_only_the_pretrained_word_vectors():
+    rng = np.random.default_rng(4)
+    ids, mask, _ = cyclic_sentences(rng, 40)
+    network = NetworkConfig(input_size=VOCABULARY, output_size=2, hidden_size=8, input_kind="embedding",
+                            embedding_size=6, bidirectional=True)
+    model = SequenceClassifier(ClassifierConfig(network), rng=0)
+    fresh = {name: p.value.copy() for name, p in model.named_parameters()}
+    pretrain_language_model(model, ids, mask, epochs=1, lr=0.02, batch=16, clip=5.0, seed=0, keep="embedding")
+    for name, p in model.named_parameters():
+        assert np.array_equal(p.value, fresh[name]) == (name != "embedding.weight"), name
+    with pytest.raises(ValueError, match="unknown transfer 'rnn'"):
+        pretrain_language_model(model, ids, mask, epochs=1, lr=0.02, batch=16, clip=5.0, seed=0, keep="rnn")

@@ -24,7 +24,7 @@ from .evaluate import below_baseline_advice, few_updates_warning, format_scores,
 from .labelled import TextEncoder
 from .model import READOUTS, build_model, describe_model
 from .reviews import SNIPPETS
-from .training import Examples, plan_training, pretrain_language_model
+from .training import TRANSFERS, Examples, plan_training, pretrain_language_model
 
 
 def add_parser(tasks) -> None:
@@ -109,6 +109,9 @@ def add_train(verbs) -> None:
     pretraining.add_argument("--pretrain-vocab", type=positive_int,
                              help="predict only the N commonest words while pretraining, every other word as <unk> "
                                   "(the encoder still reads them all; N/V of the softmax's cost) (default: all)")
+    pretraining.add_argument("--pretrain-keep", choices=TRANSFERS, default="all",
+                             help="what the classifier starts from: the pretrained embedding and recurrent layer (all) "
+                                  "or the pretrained word vectors only (embedding) (default: all)")
     pretraining.add_argument("--pretrain-lr", type=positive_float, default=1e-3,
                              help="Adam's learning rate for pretraining (default: 0.001)")
     training = p.add_argument_group("training")
@@ -282,7 +285,7 @@ def pretrain(args, model, train, metadata, seed: int) -> dict:
 
     losses = pretrain_language_model(model, ids, mask, epochs=args.pretrain_epochs, lr=args.pretrain_lr,
                                      batch=args.batch, clip=args.clip, seed=seed, report=report,
-                                     output_size=args.pretrain_vocab)
+                                     output_size=args.pretrain_vocab, keep=args.pretrain_keep)
     return {"texts": len(ids), "unlabelled": args.unlabelled or [], "losses": losses,
             "seconds": round(time.perf_counter() - started, 1)}
 

@@ -23,7 +23,9 @@ from rnnkit.train import Trainer
 
 from .labelled import UNK_ID
 
-__all__ = ["Examples", "TrainingPlan", "plan_training", "pretrain_language_model"]
+TRANSFERS = ("all", "embedding")  # what the classifier takes from the pretrained language model
+
+__all__ = ["TRANSFERS", "Examples", "TrainingPlan", "plan_training", "pretrain_language_model"]
 
 
 @dataclass
@@ -78,15 +80,25 @@ def plan_training(model, train: Examples, validation: Examples | None, *, batch:
 
 
 def pretrain_language_model(model, ids: np.ndarray, mask: np.ndarray, *, epochs: int, lr: float, batch: int,
-                            clip: float | None, seed: int, report=None, output_size: int | None = None) -> list[float]:
+                            clip: float | None, seed: int, report=None, output_size: int | None = None,
+                            keep: str = "all") -> list[float]:
     """Pretrain `model`'s embedding and recurrent stack (in place) as a language model of the
     sentences `ids`/`mask` (N, T), with the model's own dropout; returns each epoch's mean loss.
-    `output_size`: predict only the ids below it (the commonest words), the rest as <unk>."""
+    `output_size`: predict only the ids below it (the commonest words), the rest as <unk>.
+    keep: "all" (the classifier starts from the pretrained embedding and recurrent stack) or
+    "embedding" (from the pretrained word vectors only, its recurrent stack as initialised)."""
+    if keep not in TRANSFERS:
+        raise ValueError(f"unknown transfer {keep!r}; choose one of {', '.join(TRANSFERS)}")
     if model.config.network.input_kind != "embedding":
         raise ValueError("language-model pretraining needs a model that reads text (an embedding of token ids)")
     vocabulary = model.config.network.input_size
+    initial = {name: p.value.copy() for name, p in model.rnn.named_parameters()}
     with one_blas_thread():
-        return pretrain_encoder(model.embedding, model.rnn, ids, mask, epochs=epochs, batch_size=batch, lr=lr,
-                                dropout=model.config.network.dropout, clip=clip, seed=seed, report=report,
-                                output_size=None if output_size is None else min(output_size, vocabulary),
-                                unknown_id=UNK_ID)
+        losses = pretrain_encoder(model.embedding, model.rnn, ids, mask, epochs=epochs, batch_size=batch, lr=lr,
+                                  dropout=model.config.network.dropout, clip=clip, seed=seed, report=report,
+                                  output_size=None if output_size is None else min(output_size, vocabulary),
+                                  unknown_id=UNK_ID)
+    if keep == "embedding":
+        for name, p in model.rnn.named_parameters():
+            p.value[...] = initial[name]
+    return losses
