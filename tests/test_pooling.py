@@ -120,3 +120,16 @@ def test_pool_is_in_the_configuration_and_old_ones_read_as_last():
     assert ClassifierConfig.from_dict(old).pool == "last"
     with pytest.raises(ValueError, match="unknown pooling 'median'"):
         ClassifierConfig(network, pool="median")
+
+
+def test_exporters_refuse_a_pooled_head():
+    from rnnkit.interop.torch import torch_modules
+
+    with pytest.raises(ValueError, match="reads the mean of every step's output"):
+        torch_modules(classifier("mean"))
+    assert torch_modules(classifier("last"))  # the final-state read-out still exports
+    pytest.importorskip("onnx")
+    from rnnkit.interop.onnx import to_onnx
+
+    with pytest.raises(ValueError, match="reads the max of every step's output"):
+        to_onnx(classifier("max"))
