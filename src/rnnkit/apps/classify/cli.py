@@ -183,6 +183,10 @@ def run_train(args) -> int:
     started = time.perf_counter()
     communicator = from_environment()  # under `mpiexec ... python -m mpi4py -m rnnkit`: data-parallel
     root = communicator is None or communicator.is_root
+    if args.pretrain_epochs and communicator is not None:
+        raise ValueError("--pretrain-epochs trains in one process; start it without mpiexec")
+    if args.ensemble > 1 and communicator is not None:
+        raise ValueError("--ensemble trains its models one after another in one process; start it without mpiexec")
     if args.file is not None:
         source = datasets.load_file(args.file, args.text_column, args.label_column, regression=args.regression)
     else:
@@ -204,10 +208,6 @@ def run_train(args) -> int:
               f"{what}; {classes}", file=sys.stderr)
         print(f"model: {describe_model(model)}, {model.num_parameters():,} parameters"
               + ("" if communicator is None else f", on {communicator.size} MPI processes"), file=sys.stderr)
-    if args.pretrain_epochs and communicator is not None:
-        raise ValueError("--pretrain-epochs trains in one process; start it without mpiexec")
-    if args.ensemble > 1 and communicator is not None:
-        raise ValueError("--ensemble trains its models one after another in one process; start it without mpiexec")
     out = Path(args.out)
     seeds = [args.seed + k for k in range(args.ensemble)]
     members = []
