@@ -134,8 +134,8 @@ def pretraining_text(train: Part, metadata: dict, unlabelled: list[str] = (), *,
     encoder = TextEncoder(metadata["tokens"], metadata["lowercase"], metadata["max_length"])
     vocabulary = Vocabulary(metadata["vocabulary"], unknown="<unk>")
     for name in unlabelled:
-        token_lists = encoder.token_lists(reviews.unlabelled_snippets(name))
-        rows += [np.asarray(vocabulary.encode(tokens)) for tokens in token_lists if tokens]
+        token_lists = [encoder.tokens(text) for text in reviews.unlabelled_snippets(name)]
+        rows += [np.asarray(vocabulary.encode(tokens)) for tokens in token_lists if tokens]  # no empty lines
     return pad_ids([row[:max_length] for row in rows])
 
 
