@@ -157,6 +157,9 @@ def test_an_ensemble_of_seeds_trains_scores_and_predicts_as_one(tmp_path, capsys
     assert code == 0 and len(printed.strip().splitlines()) == 1
     code, _, err = run_cli(capsys, "classify", "eval", out / "seed-5", data)  # a folder without ensemble.json
     assert code == 2 and "without ensemble.json" in err and len(err.strip().splitlines()) == 1
+    # one model trained into the same folder afterwards: the ensemble's manifest no longer speaks for it
+    assert main(["classify", "train", str(data), *TINY, "--epochs", "1", "--no-baseline", "--out", str(out)]) == 0
+    assert not (out / "ensemble.json").exists()
 
 
 def write(path, content: str):

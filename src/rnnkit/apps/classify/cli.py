@@ -19,7 +19,7 @@ from rnnkit.threads import one_blas_thread
 
 from . import datasets
 from .datasets import DATASETS
-from .ensemble import load_predictor, write_manifest
+from .ensemble import MANIFEST, load_predictor, write_manifest
 from .evaluate import below_baseline_advice, few_updates_warning, format_scores, run_baseline, score, scores_of
 from .labelled import TextEncoder
 from .model import READOUTS, build_model, describe_model
@@ -222,6 +222,8 @@ def run_train(args) -> int:
     seconds = time.perf_counter() - started
     if len(seeds) > 1:
         write_manifest(out, [folder / "best.safetensors" for folder, _ in members])
+    else:
+        (out / MANIFEST).unlink(missing_ok=True)  # an earlier ensemble's, in the same folder, is out of date
     model, _ = load_predictor(out if len(seeds) > 1 else out / "best.safetensors")
     results = {"model": describe_model(model), "settings": {k: v for k, v in vars(args).items() if k != "run"},
                "train_seconds": round(seconds, 1), "members": [summary for _, summary in members],
