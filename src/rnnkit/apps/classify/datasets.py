@@ -9,6 +9,11 @@ labels into the same ids.
 
 The split is a seeded permutation cut 80/10/10 (SPLIT_SEED, fixed, so that changing the model's
 --seed does not change the test sentences); the vocabulary comes from the training part only.
+
+Language-model pretraining (`--pretrain-epochs`) reads the training part's texts and, with
+`--unlabelled`, the other snippet sets of the reviews' archive as text only (`pretraining_text`),
+in the training part's vocabulary (their other words are <unk>): never the validation or test
+texts.
 """
 
 from __future__ import annotations
@@ -116,6 +121,22 @@ def prepare_training(source: Source, encoder: TextEncoder, *, min_freq: int, max
             inputs = source.features[rows]
             return Part(inputs, np.ones(inputs.shape[:2], dtype=bool), targets[rows], None)
     return part(train), part(validation), part(test), metadata
+
+
+def pretraining_text(train: Part, metadata: dict, unlabelled: list[str] = (), *,
+                     max_length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(ids (N, T), mask (N, T)) of the sentences a language model pretrains on: the training
+    part's texts, then each named snippet set's (`reviews.SNIPPETS`), encoded as the model reads,
+    each cut to its first `max_length` words (None: whole)."""
+    if metadata["input"] != "text":
+        raise ValueError(f"language-model pretraining reads text; {metadata['source']} is sequences of numbers")
+    rows = [row[mask] for row, mask in zip(train.inputs, train.mask)]
+    encoder = TextEncoder(metadata["tokens"], metadata["lowercase"], metadata["max_length"])
+    vocabulary = Vocabulary(metadata["vocabulary"], unknown="<unk>")
+    for name in unlabelled:
+        token_lists = [encoder.tokens(text) for text in reviews.unlabelled_snippets(name)]
+        rows += [np.asarray(vocabulary.encode(tokens)) for tokens in token_lists if tokens]  # no empty lines
+    return pad_ids([row[:max_length] for row in rows])
 
 
 def split_parts(source: Source, metadata: dict):

@@ -4,6 +4,8 @@ regression: the sentiment of a review, the rating of a text, the class of a time
     e_t = Embed(x_t)  or  x_t                       token ids, or feature vectors   (T, B, E)
     h^l_t = RNN/LSTM/GRU stack, both directions when bidirectional, state held on padding
     z = [h^L_fwd(n_b) ; h^L_rev(1)]                  the top layer's final h        (B, D*H)
+        or pool_t y_t                                mean or max of the top layer's outputs
+                                                     over the real steps (`rnnkit.pooling`)
     y = W_head dropout(z) + b_head                   (B, K)
 
 Sequences of different lengths share a batch padded at the end, with a mask of the real steps
@@ -24,6 +26,7 @@ Backward, with dy = dloss/dy (B, K):
     dz = dropout'(W_head^T dy)                       (Linear and Dropout backward)
     dL/d(final state) = dz in the top layer's h rows (fwd, rev), zero elsewhere (c, lower layers)
     BPTT from the final state only: rnn.backward(None, cache, dstate) -> dL/de, then Embedding
+    (pooled: dL/dy_t = pool_backward(dz) at every step, and BPTT from those)
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from rnnkit.layers import Dropout, Embedding, Linear
 from rnnkit.losses import mse, softmax_cross_entropy
 from rnnkit.module import Module, runs_in_eval_mode
 from rnnkit.network import CELLS, NetworkConfig
+from rnnkit.pooling import POOLS, pool_backward, pool_forward
 from rnnkit.train import load_model_weights
 
 __all__ = ["ClassifierConfig", "KIND", "SequenceClassifier", "SequenceRegressor", "TASKS", "build_model",
@@ -48,6 +52,7 @@ __all__ = ["ClassifierConfig", "KIND", "SequenceClassifier", "SequenceRegressor"
 
 KIND = "classifier"
 TASKS = ("classification", "regression")
+READOUTS = ("last",) + POOLS  # what the head reads: the final state, or a pool of every step's output
 CHUNK = 256  # sequences per forward pass at inference
 # Embeddings start at N(0, 0.1^2), not torch.nn.Embedding's N(0, 1): with 128 unit-variance
 # inputs the gates saturate from the first step, and on the movie reviews the small start scored
@@ -60,14 +65,19 @@ class ClassifierConfig:
     """network: the encoder and head sizes (`NetworkConfig`: input_size is the vocabulary size
     or the features per step, output_size the number of classes, 1 for regression); task:
     "classification" or "regression"; target_mean / target_scale: mu and sigma of a regression
-    target (1 and 0 do nothing)."""
+    target (1 and 0 do nothing); pool: what the head reads, "last" (the final state, the
+    only read-out before the option, so an older checkpoint reads as it), "mean" or "max" over
+    every real step's top-layer output."""
 
     network: NetworkConfig
     task: str = "classification"
     target_mean: float = 0.0
     target_scale: float = 1.0
+    pool: str = "last"
 
     def __post_init__(self):
+        if self.pool not in READOUTS:
+            raise ValueError(f"unknown pooling {self.pool!r}; choose one of {', '.join(READOUTS)}")
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
         if self.task == "regression" and self.network.output_size != 1:
@@ -81,7 +91,7 @@ class ClassifierConfig:
 
     def to_dict(self) -> dict:
         return {"network": self.network.to_dict(), "task": self.task, "target_mean": float(self.target_mean),
-                "target_scale": float(self.target_scale)}
+                "target_scale": float(self.target_scale), "pool": self.pool}
 
     @classmethod
     def from_dict(cls, values: dict) -> ClassifierConfig:
@@ -147,12 +157,16 @@ class _ManyToOne(Module):
             if self.config.network.input_kind != "features":
                 inputs = np.where(mask, inputs, 0)  # padding ids may be anything
         encoded, embed_cache = self._encode(inputs)
-        _, final, rnn_cache = self.rnn.forward(encoded, state, mask)
-        last = self._top_hidden(final)  # (B, D*H)
-        dropped, drop_cache = self.dropout.forward(last)
+        hidden, final, rnn_cache = self.rnn.forward(encoded, state, mask)  # hidden (T, B, D*H)
+        pool_cache = None
+        if self.config.pool == "last":
+            summary = self._top_hidden(final)  # (B, D*H)
+        else:
+            summary, pool_cache = pool_forward(self.config.pool, hidden, mask)
+        dropped, drop_cache = self.dropout.forward(summary)
         outputs, head_cache = self.head.forward(dropped)
         cache = SimpleNamespace(embed=embed_cache, rnn=rnn_cache, drop=drop_cache, head=head_cache,
-                                final=final, steps=steps)
+                                final=final, steps=steps, pool=pool_cache)
         return outputs, final, cache
 
     __call__ = forward
@@ -175,12 +189,16 @@ class _ManyToOne(Module):
         extra = None if d_state is None else (d_state if isinstance(d_state, tuple) else (d_state,))
         for index, component in enumerate(components):
             component[...] = 0.0 if extra is None else extra[index]
-        hidden, directions = self.rnn.hidden_size, self.rnn.num_directions
-        for direction in range(directions):
-            row = (self.rnn.num_layers - 1) * directions + direction
-            components[0][row] += d_last[:, direction * hidden:(direction + 1) * hidden]
+        d_hidden = None  # dL/dy at every step: only a pooled read-out has one
+        if cache.pool is None:
+            hidden, directions = self.rnn.hidden_size, self.rnn.num_directions
+            for direction in range(directions):
+                row = (self.rnn.num_layers - 1) * directions + direction
+                components[0][row] += d_last[:, direction * hidden:(direction + 1) * hidden]
+        else:
+            d_hidden = pool_backward(d_last, cache.pool)
         d_final = tuple(components) if isinstance(cache.final, tuple) else components[0]
-        d_encoded, d_state0 = self.rnn.backward(None, cache.rnn, d_final)
+        d_encoded, d_state0 = self.rnn.backward(d_hidden, cache.rnn, d_final)
         kind = self.config.network.input_kind
         if kind == "embedding":
             self.embedding.backward(d_encoded, cache.embed)
@@ -268,8 +286,8 @@ def load_model(path: str | Path) -> tuple[SequenceClassifier | SequenceRegressor
 
 
 def build_model(metadata: dict, train_targets: np.ndarray, *, cell: str, hidden: int, layers: int, embed: int,
-                dropout: float, bidirectional: bool, seed: int,
-                forget_bias: float = 0.0) -> SequenceClassifier | SequenceRegressor:
+                dropout: float, bidirectional: bool, seed: int, forget_bias: float = 0.0, pool: str = "last",
+                input_dropout: float = 0.0, recurrent_dropout: float = 0.0) -> SequenceClassifier | SequenceRegressor:
     """A fresh model for the data `metadata` describes (from `datasets.prepare_training`): an
     embedding for texts or features as they are, one output per class or one number (the
     regressor standardises its targets by the training part's mean and deviation)."""
@@ -279,17 +297,22 @@ def build_model(metadata: dict, train_targets: np.ndarray, *, cell: str, hidden:
         input_size=len(metadata["vocabulary"]) if text else metadata["feature_shape"][1], output_size=output_size,
         cell=cell, hidden_size=hidden, num_layers=layers,
         input_kind="embedding" if text else "features", embedding_size=embed if text else 0,
-        dropout=dropout, bidirectional=bidirectional, forget_bias=forget_bias)
+        dropout=dropout, bidirectional=bidirectional, forget_bias=forget_bias, input_dropout=input_dropout,
+        recurrent_dropout=recurrent_dropout)
     if metadata["task"] == "regression":
         mean, scale = float(np.mean(train_targets)), float(np.std(train_targets))
-        return SequenceRegressor(ClassifierConfig(network, "regression", mean, scale or 1.0), rng=seed)
-    return SequenceClassifier(ClassifierConfig(network), rng=seed)
+        return SequenceRegressor(ClassifierConfig(network, "regression", mean, scale or 1.0, pool), rng=seed)
+    return SequenceClassifier(ClassifierConfig(network, pool=pool), rng=seed)
 
 
 def describe_model(model) -> str:
     """"bidirectional LSTM 2 x 128, embedding 64": what the model is, in one phrase."""
+    members = getattr(model, "members", None)  # an ensemble (`ensemble.Ensemble`)
+    if members is not None:
+        return f"ensemble of {len(members)} x {describe_model(members[0])}"
     n = model.config.network
     direction = "bidirectional " if n.bidirectional else ""
     layers = f"{n.num_layers} x " if n.num_layers > 1 else ""
     embed = f", embedding {n.embedding_size}" if n.input_kind == "embedding" else ""
-    return f"{direction}{n.cell.upper()} {layers}{n.hidden_size}{embed}"
+    pooled = "" if model.config.pool == "last" else f", {model.config.pool}-pooled"
+    return f"{direction}{n.cell.upper()} {layers}{n.hidden_size}{embed}{pooled}"

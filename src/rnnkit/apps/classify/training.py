@@ -2,7 +2,11 @@
 scikit-learn estimators' `fit`. Batches of similar length (`LengthBuckets`), Adam with optional
 weight decay, the gradient's global norm clipped; with validation data, one evaluation per epoch,
 the best epoch kept and `patience` epochs without a better validation loss ending the run. Under
-MPI (`communicator`) each rank trains on its block of every batch."""
+MPI (`communicator`) each rank trains on its block of every batch.
+
+Before that, `pretrain_language_model` may train the model's embedding and recurrent stack as a
+language model of unlabelled sentences (Dai & Le 2015; `rnnkit.pretrain`), in place: the
+classifier then starts from those weights and fine-tunes all of them."""
 
 from __future__ import annotations
 
@@ -13,10 +17,15 @@ import numpy as np
 
 from rnnkit.data.buckets import LengthBuckets
 from rnnkit.optim import Adam
+from rnnkit.pretrain import pretrain_encoder
 from rnnkit.threads import one_blas_thread
 from rnnkit.train import Trainer
 
-__all__ = ["Examples", "TrainingPlan", "plan_training"]
+from .labelled import UNK_ID
+
+TRANSFERS = ("all", "embedding")  # what the classifier takes from the pretrained language model
+
+__all__ = ["TRANSFERS", "Examples", "TrainingPlan", "plan_training", "pretrain_language_model"]
 
 
 @dataclass
@@ -68,3 +77,28 @@ def plan_training(model, train: Examples, validation: Examples | None, *, batch:
         batches = batches.shard(communicator.rank, communicator.size)
         held_out = None if held_out is None else held_out.shard(communicator.rank, communicator.size)
     return TrainingPlan(trainer, batches, held_out, patience)
+
+
+def pretrain_language_model(model, ids: np.ndarray, mask: np.ndarray, *, epochs: int, lr: float, batch: int,
+                            clip: float | None, seed: int, report=None, output_size: int | None = None,
+                            keep: str = "all") -> list[float]:
+    """Pretrain `model`'s embedding and recurrent stack (in place) as a language model of the
+    sentences `ids`/`mask` (N, T), with the model's own dropout; returns each epoch's mean loss.
+    `output_size`: predict only the ids below it (the commonest words), the rest as <unk>.
+    keep: "all" (the classifier starts from the pretrained embedding and recurrent stack) or
+    "embedding" (from the pretrained word vectors only, its recurrent stack as initialised)."""
+    if keep not in TRANSFERS:
+        raise ValueError(f"unknown transfer {keep!r}; choose one of {', '.join(TRANSFERS)}")
+    if model.config.network.input_kind != "embedding":
+        raise ValueError("language-model pretraining needs a model that reads text (an embedding of token ids)")
+    vocabulary = model.config.network.input_size
+    initial = {name: p.value.copy() for name, p in model.rnn.named_parameters()}
+    with one_blas_thread():
+        losses = pretrain_encoder(model.embedding, model.rnn, ids, mask, epochs=epochs, batch_size=batch, lr=lr,
+                                  dropout=model.config.network.dropout, clip=clip, seed=seed, report=report,
+                                  output_size=None if output_size is None else min(output_size, vocabulary),
+                                  unknown_id=UNK_ID)
+    if keep == "embedding":
+        for name, p in model.rnn.named_parameters():
+            p.value[...] = initial[name]
+    return losses
