@@ -300,6 +300,17 @@ def test_variance_shares_find_the_hyperparameter_that_matters():
     assert shares["learning_rate"] > shares["variant"] > shares["input_noise"]
 
 
+def test_rank_shares_are_not_taken_over_by_a_few_blown_up_runs():
+    records = synthetic_records(np.random.default_rng(5))
+    gru = [r for r in records if r["variant"] == "GRU" and r["status"] == "ok"]
+    for record in gru[:3]:
+        record["score"] = 300.0  # three runs blow up (test above: learning_rate > 0.5 without them)
+    on_scores = variance_shares(records, "charlm")
+    on_ranks = variance_shares(records, "charlm", ranks=True)
+    assert on_scores["learning_rate"] < 0.4  # three runs out of 160 take most of the scores' variance
+    assert on_ranks["learning_rate"] > 0.6 and on_ranks["variant"] < 0.3
+
+
 def test_report_writes_tables_plots_and_failures(tmp_path, capsys):
     with open(tmp_path / "results.jsonl", "w") as handle:
         for record in synthetic_records(np.random.default_rng(2)):
@@ -308,7 +319,8 @@ def test_report_writes_tables_plots_and_failures(tmp_path, capsys):
     code, out, _ = run_cli(capsys, "study", "report", tmp_path, "--out", tmp_path / "report")
     assert code == 0
     assert "| NFG | 40 | 0 | 0 |" in out and "worse" in out and "better" in out
-    assert "Variance explained by each input alone" in out and "learning_rate" in out
+    assert "Variance of the scores explained by each input alone" in out and "learning_rate" in out
+    assert "Variance of the ranks of the scores explained" in out
     assert "charlm/NP/99: MemoryError: out of memory" in out
     assert (tmp_path / "report" / "report.md").read_text() in out
     png = (tmp_path / "report" / "charlm_boxplot.png").read_bytes()

@@ -18,7 +18,8 @@
 
   with v running over 20 quantiles of x_j (so the measure does not depend on the scale a
   hyperparameter is drawn on) and the variant as one more input (its share is how much the
-  choice of cell matters compared with the hyperparameters). Shares of main effects need not
+  choice of cell matters compared with the hyperparameters); once for the scores and once for
+  their ranks, which a few blown-up runs cannot dominate. Shares of main effects need not
   add up to 1: the rest is interactions. Only scored trials enter: diverged runs, typically the
   highest learning rates, have no score, so the learning rate's share is an underestimate.
   Trials are paired (trial k has the same hyperparameters for every variant), so a study with k
@@ -148,9 +149,11 @@ def paired_shares(records: list[dict], task: str) -> dict[str, float] | None:
             "configurations": len(complete)}
 
 
-def variance_shares(records: list[dict], task: str, seed: int = 0) -> dict[str, float]:
+def variance_shares(records: list[dict], task: str, seed: int = 0, ranks: bool = False) -> dict[str, float]:
     """Main-effect share of the variance of a task's (scored) results for each hyperparameter
-    that varied, and for the variant. Empty with fewer than 8 scored trials."""
+    that varied, and for the variant. Empty with fewer than 8 scored trials. ranks: explain the
+    scores' ranks (1 .. n, ties averaged) instead of the scores, so that a few blown-up runs
+    (NOAF's 300 nats/char) weigh as much as any other worst runs instead of being all there is."""
     RandomForestRegressor = require("sklearn.ensemble", "study", "the study report").RandomForestRegressor
     rows = [r for r in records if r["task"] == task and r["status"] == "ok"]
     if len(rows) < 8:
@@ -166,6 +169,8 @@ def variance_shares(records: list[dict], task: str, seed: int = 0) -> dict[str, 
         return {}
     x = np.column_stack(columns)
     y = np.array([r["score"] for r in rows])
+    if ranks:
+        y = require("scipy.stats", "study", "the study report").rankdata(y)
     forest = RandomForestRegressor(n_estimators=200, min_samples_leaf=2, random_state=seed).fit(x, y)
     total = float(np.var(forest.predict(x)))
     if total <= 0:
@@ -252,9 +257,11 @@ def _variance_text(records: list[dict], task: str) -> str:
         lines.append(f"Hyperparameter shares need at least {MIN_CONFIGURATIONS} trials per variant to tell the "
                      f"hyperparameters apart (this study has {configurations}).")
     else:
-        shares = variance_shares(records, task)
-        lines.append("Variance explained by each input alone (random-forest main effects, scored trials): "
-                     + ", ".join(f"{name} {share:.0%}" for name, share in sorted(shares.items(), key=lambda i: -i[1])))
+        for ranks, what in ((False, "scores"), (True, "ranks of the scores")):
+            shares = variance_shares(records, task, ranks=ranks)
+            lines.append(f"Variance of the {what} explained by each input alone (random-forest main effects, scored "
+                         "trials): " + ", ".join(f"{name} {share:.0%}"
+                                                 for name, share in sorted(shares.items(), key=lambda i: -i[1])))
     return "\n".join(lines)
 
 
