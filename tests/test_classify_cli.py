@@ -205,6 +205,10 @@ BAD_TRAIN = {
     "unknown unlabelled set": (lambda d: ["--pretrain-epochs", "1", "--unlabelled", "imdb"], "invalid choice"),
     "zero pretraining rate": (lambda d: ["--pretrain-epochs", "1", "--pretrain-lr", "0"], "a positive number"),
     "pretraining on numbers": (lambda d: ["--dataset", "digits", "--pretrain-epochs", "1"], "reads text"),
+    "negative frozen epochs": (lambda d: [write_marker_file(d / "n.tsv", 20), "--freeze-encoder-epochs", "-1"],
+                               "an integer >= 0"),
+    "zero encoder rate": (lambda d: [write_marker_file(d / "o.tsv", 20), "--encoder-lr-scale", "0"],
+                          "a positive number"),
     "zero ensemble": (lambda d: [write_marker_file(d / "m.tsv", 20), "--ensemble", "0"], "positive integer"),
 }
 

@@ -312,3 +312,63 @@ def test_mismatched_schedule_state_raises():
         step_decay.load_state_dict(schedules.ExponentialDecay(optimizer, gamma=0.9).state_dict())
     with pytest.raises(ValueError, match="last_epoch"):
         step_decay.load_state_dict({**step_decay.state_dict(), "last_epoch": -3})
+
+
+@pytest.mark.parametrize("kind", ["sgd", "adam"])
+def test_an_lr_scale_scales_the_update(kind):
+    rng = np.random.default_rng(5)
+    initial = [rng.normal(size=(3, 4)), rng.normal(size=4)]
+    grads = [[rng.normal(size=v.shape) for v in initial] for _ in range(3)]
+
+    def make(lr):
+        params = [Parameter(v.copy()) for v in initial]
+        return params, (optim.SGD(params, lr=lr) if kind == "sgd" else optim.Adam(params, lr=lr, weight_decay=0.1))
+
+    plain_params, plain = make(0.01)
+    scaled_params, scaled = make(0.01)
+    scaled.set_lr_scale(scaled_params[:1], 0.25)
+    low_params, low = make(0.0025)  # what the scaled parameter must follow, step by step
+    for step, step_grads in enumerate(grads):
+        for opt, params in ((plain, plain_params), (scaled, scaled_params), (low, low_params)):
+            before = [p.value.copy() for p in params]
+            for p, g in zip(params, step_grads):
+                p.grad[...] = g
+            opt.step()
+            if opt is plain:
+                plain_delta = [p.value - b for p, b in zip(params, before)]
+            if opt is scaled:
+                scaled_delta = [p.value - b for p, b in zip(params, before)]
+        if step == 0:  # from the same value and buffers, a quarter of the unscaled step
+            np.testing.assert_allclose(scaled_delta[0], 0.25 * plain_delta[0], rtol=1e-9)
+        np.testing.assert_array_equal(scaled_delta[1], plain_delta[1])  # the other parameter: lr itself
+        np.testing.assert_allclose(scaled_params[0].value, low_params[0].value, rtol=1e-12, atol=1e-12)
+    assert scaled.lr == 0.01  # the base rate is left as it was
+
+
+def test_a_frozen_parameter_does_not_change_until_unfrozen():
+    rng = np.random.default_rng(6)
+    params = [Parameter(rng.normal(size=(2, 3))), Parameter(rng.normal(size=3))]
+    opt = optim.Adam(params, lr=0.01)
+    opt.set_lr_scale(params[:1], 0.0)
+    frozen, other = params[0].value.copy(), params[1].value.copy()
+    for _ in range(3):
+        for p in params:
+            p.grad[...] = rng.normal(size=p.shape)
+        opt.step()
+    np.testing.assert_array_equal(params[0].value, frozen)
+    assert not np.any(opt.state[0]["exp_avg"])  # skipped, buffers untouched
+    assert not np.allclose(params[1].value, other)
+    opt.set_lr_scale(params[:1], 1.0)
+    params[0].grad[...] = 1.0
+    opt.step()
+    assert np.all(params[0].value < frozen)
+
+
+@pytest.mark.parametrize("scale", [-1.0, float("nan"), float("inf")])
+def test_bad_lr_scales_are_refused(scale):
+    params = [Parameter(np.zeros(2))]
+    opt = optim.SGD(params, lr=0.1)
+    with pytest.raises(ValueError, match="lr scale"):
+        opt.set_lr_scale(params, scale)
+    with pytest.raises(ValueError, match="does not update"):
+        opt.set_lr_scale([Parameter(np.zeros(2))], 0.5)

@@ -11,7 +11,7 @@ import pytest
 from gradcheck import numeric_gradient, relative_error
 
 from rnnkit.apps.classify.model import ClassifierConfig, SequenceClassifier
-from rnnkit.apps.classify.training import Examples, plan_training, pretrain_language_model
+from rnnkit.apps.classify.training import Examples, encoder_parameters, plan_training, pretrain_language_model
 from rnnkit.data.batches import Padded
 from rnnkit.layers import Embedding
 from rnnkit.network import NetworkConfig
@@ -169,6 +169,38 @@ def test_pretraining_then_fine_tuning_end_to_end():
     assert (model.predict(ids, mask) == labels).mean() > 0.9
     assert any(not np.array_equal(p.value, after[name]) for name, p in model.named_parameters()
                if name.startswith("rnn"))  # the pretrained layer is fine-tuned, not frozen
+
+
+def test_a_frozen_encoder_waits_its_epochs_then_trains_at_its_scaled_rate():
+    rng = np.random.default_rng(4)
+    ids, mask, labels = cyclic_sentences(rng, 64)
+    network = NetworkConfig(input_size=VOCABULARY, output_size=2, hidden_size=8, input_kind="embedding",
+                            embedding_size=6, bidirectional=True)
+    model = SequenceClassifier(ClassifierConfig(network, pool="mean"), rng=0)
+    fresh = {name: p.value.copy() for name, p in model.named_parameters()}
+    plan = plan_training(model, Examples(ids, mask, labels), None, batch=16, lr=0.01, weight_decay=0.0, clip=5.0,
+                         patience=None, seed=0, freeze_encoder_epochs=2, encoder_lr_scale=0.1)
+    encoder = {id(p) for p in encoder_parameters(model)}
+    assert len(encoder) == len(list(model.embedding.parameters())) + len(list(model.rnn.parameters()))
+    seen = {}
+
+    def snapshot(trainer, record) -> None:
+        if record["step"] % plan.updates_per_epoch == 0:
+            seen[record["step"] // plan.updates_per_epoch] = (
+                {name: p.value.copy() for name, p in model.named_parameters()}, list(trainer.optimizer.lr_scales))
+
+    plan.run(epochs=3, callbacks=(snapshot,))
+    for epoch in (1, 2):  # frozen: the embedding and recurrent layer as initialised, the head trained
+        values, _ = seen[epoch]
+        for name in fresh:
+            assert np.array_equal(values[name], fresh[name]) == (not name.startswith("head")), (epoch, name)
+    scales = dict(zip((id(p) for p in plan.trainer.optimizer.params), seen[3][1]))
+    assert {scales[i] for i in encoder} == {0.1} and set(scales.values()) == {0.1, 1.0}
+    for name in fresh:  # the third epoch trains the encoder too
+        assert not np.array_equal(seen[3][0][name], seen[2][0][name]), name
+    with pytest.raises(ValueError, match="encoder_lr_scale"):
+        plan_training(model, Examples(ids, mask, labels), None, batch=16, lr=0.01, weight_decay=0.0, clip=5.0,
+                      patience=None, seed=0, encoder_lr_scale=0.0)
 
 
 def test_the_loss_scores_the_next_word_forward_and_the_previous_word_in_reverse():

@@ -14,7 +14,10 @@ f"state.{index}.{name}"; the rest is JSON. Buffer names per optimizer: SGD "mome
 momentum); Adagrad "sum"; RMSprop "square_avg", "grad_avg" (if centered), "momentum_buffer" (if
 momentum); Adam/AdamW "exp_avg", "exp_avg_sq", "max_exp_avg_sq" (if amsgrad).
 
-Learning-rate schedules live in `rnnkit.schedules`.
+Learning-rate schedules live in `rnnkit.schedules`. `set_lr_scale(params, scale)` gives some
+parameters a multiple of `lr` (ULMFiT's discriminative fine-tuning, Howard & Ruder 2018); scale 0
+freezes them: they are skipped, their value and buffers unchanged (torch's `requires_grad=False`).
+The scales are a training plan's, not saved in `state_dict()`.
 """
 
 from __future__ import annotations
@@ -113,6 +116,17 @@ class Optimizer(_Configurable):
         self._set_hyperparameters(hyperparameters)
         self.step_count = 0
         self.state = [self._initial_state(p.value) for p in self.params]
+        self.lr_scales = [1.0] * len(self.params)
+
+    def set_lr_scale(self, params: Iterable[Parameter], scale: float) -> None:
+        """Update `params` (some of this optimizer's) with lr * scale from now on; 0 freezes them."""
+        scale = _plain(scale)
+        _require(np.isfinite(scale) and scale >= 0, f"an lr scale must be a finite number >= 0, got {scale}")
+        index = {id(p): i for i, p in enumerate(self.params)}
+        chosen = [index.get(id(p)) for p in params]
+        _require(None not in chosen, "set_lr_scale got a parameter this optimizer does not update")
+        for i in chosen:
+            self.lr_scales[i] = float(scale)
 
     def _buffer_names(self, hp: Mapping) -> list[str]:
         raise NotImplementedError
@@ -130,8 +144,15 @@ class Optimizer(_Configurable):
     def step(self) -> None:
         """One update of every parameter from its current `grad`."""
         self.step_count += 1
-        for p, state in zip(self.params, self.state):
-            self._update(p.value, p.grad, state)
+        lr = self.lr
+        try:
+            for p, state, scale in zip(self.params, self.state, self.lr_scales):
+                if scale == 0:
+                    continue  # frozen
+                self.lr = lr * scale  # what `_update` reads
+                self._update(p.value, p.grad, state)
+        finally:
+            self.lr = lr
 
     def state_dict(self) -> dict:
         return {"type": type(self).__name__, "hyperparameters": self._saved_hyperparameters(),

@@ -114,6 +114,12 @@ def add_train(verbs) -> None:
                                   "or the pretrained word vectors only (embedding) (default: all)")
     pretraining.add_argument("--pretrain-lr", type=positive_float, default=1e-3,
                              help="Adam's learning rate for pretraining (default: 0.001)")
+    pretraining.add_argument("--freeze-encoder-epochs", type=non_negative_int, default=0,
+                             help="train only the head for the first K epochs, the embedding and recurrent layer "
+                                  "frozen, then all of them (ULMFiT's gradual unfreezing) (default: 0)")
+    pretraining.add_argument("--encoder-lr-scale", type=positive_float, default=1.0,
+                             help="update the embedding and recurrent layer with --lr times this (ULMFiT's "
+                                  "discriminative fine-tuning, e.g. 0.1) (default: 1)")
     training = p.add_argument_group("training")
     training.add_argument("--epochs", type=positive_int, help="at most this many passes (default: 10; digits: 40)")
     training.add_argument("--minutes", type=positive_float, help="wall-clock budget for training")
@@ -260,7 +266,8 @@ def train_member(args, model, seed: int, out: Path, train, validation, metadata,
     plan = plan_training(model, Examples(train.inputs, train.mask, train.targets),
                          Examples(validation.inputs, validation.mask, validation.targets), batch=args.batch,
                          lr=args.lr, weight_decay=args.weight_decay, clip=args.clip, patience=args.patience,
-                         seed=seed, communicator=communicator)
+                         seed=seed, communicator=communicator, freeze_encoder_epochs=args.freeze_encoder_epochs,
+                         encoder_lr_scale=args.encoder_lr_scale)
     warning = few_updates_warning(plan.updates_per_epoch, len(train), args.batch)  # a shard has every batch
     if warning and root:
         print(warning, file=sys.stderr)

@@ -6,7 +6,11 @@ MPI (`communicator`) each rank trains on its block of every batch.
 
 Before that, `pretrain_language_model` may train the model's embedding and recurrent stack as a
 language model of unlabelled sentences (Dai & Le 2015; `rnnkit.pretrain`), in place: the
-classifier then starts from those weights and fine-tunes all of them."""
+classifier then starts from those weights and fine-tunes all of them. ULMFiT's fixes for a
+pretrained encoder (Howard & Ruder 2018) are options of `plan_training`: `freeze_encoder_epochs`
+trains the head alone on the frozen encoder first (its large early gradients, from random
+weights, would wreck the pretrained features), `encoder_lr_scale` then updates the encoder (the
+embedding and recurrent stack) with a fraction of the head's learning rate."""
 
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from .labelled import UNK_ID
 
 TRANSFERS = ("all", "embedding")  # what the classifier takes from the pretrained language model
 
-__all__ = ["TRANSFERS", "Examples", "TrainingPlan", "plan_training", "pretrain_language_model"]
+__all__ = ["TRANSFERS", "Examples", "TrainingPlan", "encoder_parameters", "plan_training", "pretrain_language_model"]
 
 
 @dataclass
@@ -66,17 +70,40 @@ class TrainingPlan:
 
 def plan_training(model, train: Examples, validation: Examples | None, *, batch: int, lr: float,
                   weight_decay: float, clip: float | None, patience: int | None, seed: int,
-                  communicator=None) -> TrainingPlan:
-    """The trainer and batches for `model` (a SequenceClassifier or SequenceRegressor)."""
-    trainer = Trainer(model, Adam(model.parameters(), lr=lr, weight_decay=weight_decay), model.loss,
-                      clip_norm=clip or None, communicator=communicator)
+                  communicator=None, freeze_encoder_epochs: int = 0, encoder_lr_scale: float = 1.0) -> TrainingPlan:
+    """The trainer and batches for `model` (a SequenceClassifier or SequenceRegressor). The encoder
+    (embedding and recurrent stack) is frozen for the first `freeze_encoder_epochs` epochs, then
+    updated with lr * `encoder_lr_scale` (module docstring)."""
+    if isinstance(freeze_encoder_epochs, bool) or not isinstance(freeze_encoder_epochs, (int, np.integer)) \
+            or freeze_encoder_epochs < 0:
+        raise ValueError(f"freeze_encoder_epochs must be an integer >= 0, got {freeze_encoder_epochs!r}")
+    if not (np.isfinite(encoder_lr_scale) and encoder_lr_scale > 0):
+        raise ValueError(f"encoder_lr_scale must be a positive number, got {encoder_lr_scale!r}")
+    optimizer = Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    encoder = encoder_parameters(model)
+    optimizer.set_lr_scale(encoder, 0.0 if freeze_encoder_epochs else encoder_lr_scale)
     batches = LengthBuckets(train.inputs, train.mask, train.targets, batch_size=batch, seed=seed)
+    callbacks = []
+    if freeze_encoder_epochs:
+        def unfreeze(trainer, record) -> None:
+            if record["step"] == freeze_encoder_epochs * len(batches):
+                trainer.optimizer.set_lr_scale(encoder, encoder_lr_scale)
+
+        callbacks.append(unfreeze)
+    trainer = Trainer(model, optimizer, model.loss, clip_norm=clip or None, communicator=communicator,
+                      callbacks=callbacks)
     held_out = (None if validation is None else
                 LengthBuckets(validation.inputs, validation.mask, validation.targets, batch_size=256))
     if communicator is not None:  # each rank trains and validates its block of every batch
         batches = batches.shard(communicator.rank, communicator.size)
         held_out = None if held_out is None else held_out.shard(communicator.rank, communicator.size)
     return TrainingPlan(trainer, batches, held_out, patience)
+
+
+def encoder_parameters(model) -> list:
+    """The parameters language-model pretraining gives: the embedding's (if any) and the recurrent stack's."""
+    embedding = getattr(model, "embedding", None)
+    return (list(embedding.parameters()) if embedding is not None else []) + list(model.rnn.parameters())
 
 
 def pretrain_language_model(model, ids: np.ndarray, mask: np.ndarray, *, epochs: int, lr: float, batch: int,
