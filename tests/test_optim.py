@@ -364,6 +364,25 @@ def test_a_frozen_parameter_does_not_change_until_unfrozen():
     assert np.all(params[0].value < frozen)
 
 
+def test_an_unfrozen_parameter_starts_adam_afresh():
+    """Unfrozen after k steps, a parameter's first Adam step is a first step, (m/(1 - b1)) /
+    sqrt(v/(1 - b2)) = g/|g|: lr per element, not up to sqrt(1/(1 - b2^k)) times more."""
+    rng = np.random.default_rng(7)
+    params = [Parameter(rng.normal(size=(2, 3))), Parameter(rng.normal(size=3))]
+    opt = optim.Adam(params, lr=0.01, eps=0.0)
+    opt.set_lr_scale(params[:1], 0.0)
+    for _ in range(50):
+        for p in params:
+            p.grad[...] = rng.normal(size=p.shape)
+        opt.step()
+    opt.set_lr_scale(params[:1], 1.0)
+    before = params[0].value.copy()
+    params[0].grad[...] = rng.normal(size=(2, 3))
+    opt.step()
+    np.testing.assert_allclose(np.abs(params[0].value - before), 0.01, rtol=1e-9)
+    assert opt.step_count == 51 and opt.param_steps == [1, 51]
+
+
 @pytest.mark.parametrize("scale", [-1.0, float("nan"), float("inf")])
 def test_bad_lr_scales_are_refused(scale):
     params = [Parameter(np.zeros(2))]

@@ -17,7 +17,8 @@ momentum); Adam/AdamW "exp_avg", "exp_avg_sq", "max_exp_avg_sq" (if amsgrad).
 Learning-rate schedules live in `rnnkit.schedules`. `set_lr_scale(params, scale)` gives some
 parameters a multiple of `lr` (ULMFiT's discriminative fine-tuning, Howard & Ruder 2018); scale 0
 freezes them: they are skipped, their value and buffers unchanged (torch's `requires_grad=False`).
-The scales are a training plan's, not saved in `state_dict()`.
+The scales are a training plan's, not saved in `state_dict()`; each parameter counts its own
+updates (Adam's bias corrections), and a loaded state gives every parameter its `step_count`.
 """
 
 from __future__ import annotations
@@ -117,6 +118,7 @@ class Optimizer(_Configurable):
         self.step_count = 0
         self.state = [self._initial_state(p.value) for p in self.params]
         self.lr_scales = [1.0] * len(self.params)
+        self.param_steps = [0] * len(self.params)  # updates each parameter has had (frozen ones lag)
 
     def set_lr_scale(self, params: Iterable[Parameter], scale: float) -> None:
         """Update `params` (some of this optimizer's) with lr * scale from now on; 0 freezes them."""
@@ -144,15 +146,20 @@ class Optimizer(_Configurable):
     def step(self) -> None:
         """One update of every parameter from its current `grad`."""
         self.step_count += 1
-        lr = self.lr
+        lr, count = self.lr, self.step_count
         try:
-            for p, state, scale in zip(self.params, self.state, self.lr_scales):
+            for index, (p, state, scale) in enumerate(zip(self.params, self.state, self.lr_scales)):
                 if scale == 0:
                     continue  # frozen
-                self.lr = lr * scale  # what `_update` reads
+                # `_update` reads lr and step_count: a parameter's own count, as torch keeps one per
+                # parameter, so that one unfrozen after k steps starts Adam's bias corrections (and
+                # SGD's momentum buffer) afresh instead of taking steps up to sqrt(1 / (1 - beta2^k))
+                # times too large while its second moment fills.
+                self.param_steps[index] += 1
+                self.lr, self.step_count = lr * scale, self.param_steps[index]
                 self._update(p.value, p.grad, state)
         finally:
-            self.lr = lr
+            self.lr, self.step_count = lr, count
 
     def state_dict(self) -> dict:
         return {"type": type(self).__name__, "hyperparameters": self._saved_hyperparameters(),
@@ -179,6 +186,7 @@ class Optimizer(_Configurable):
         for k, v in hp.items():
             setattr(self, k, v)
         self.step_count, self.state = step_count, loaded
+        self.param_steps = [step_count] * len(self.params)
 
 
 class SGD(Optimizer):
