@@ -382,3 +382,21 @@ def test_the_paired_test_compares_each_configuration_with_vanilla_on_the_same_co
     assert summaries["V"].paired_p is None
     few = [r for r in records if r["trial"] < 4]
     assert all(s.paired_p is None for s in summarise(few, "jsb"))
+
+
+def test_the_committed_odyssey20_results_rebuild_their_report(tmp_path):
+    """docs/study/odyssey20 holds the 20-trial study's results and the report written from them:
+    `rnnkit study report` rebuilds the same tables and tests (the random forest's shares are
+    left out of the comparison: they may move with the scikit-learn version)."""
+    from pathlib import Path
+
+    from rnnkit.apps.study.report import write_report
+
+    committed = Path(__file__).resolve().parents[1] / "docs" / "study" / "odyssey20"
+    text, _ = write_report(committed, out=tmp_path)
+
+    def stable(report: str) -> list[str]:
+        return [line for line in report.splitlines() if not line.startswith("Variance of the")]
+
+    assert stable(text) == stable((committed / "report.md").read_text(encoding="utf-8"))
+    assert "# Study report: 360 trials" in text and text.count("Variance of the ranks of the scores") == 2
