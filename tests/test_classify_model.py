@@ -16,10 +16,11 @@ LENGTHS = [5, 2, 6, 1]
 VOCABULARY = 9
 
 
-def classifier(cell: str, layers: int = 2, bidirectional: bool = True, **options) -> SequenceClassifier:
+def classifier(cell: str, layers: int = 2, bidirectional: bool = True, pool: str = "last",
+               **options) -> SequenceClassifier:
     config = NetworkConfig(input_size=VOCABULARY, output_size=3, cell=cell, hidden_size=4, num_layers=layers,
                            input_kind="embedding", embedding_size=3, bidirectional=bidirectional, **options)
-    return SequenceClassifier(config, dtype=np.float64, rng=7)
+    return SequenceClassifier(ClassifierConfig(config, pool=pool), dtype=np.float64, rng=7)
 
 
 def padded_ids(rng, lengths, steps):
@@ -68,10 +69,12 @@ def test_padding_changes_nothing_in_outputs_or_gradients(cell):
     assert not batch_grads["embedding.weight"][0].any()  # <pad> (id 0 on padded steps) learns nothing
 
 
-@pytest.mark.parametrize("cell,layers,bidirectional", [("lstm", 2, True), ("gru", 1, True), ("rnn", 2, False)])
-def test_masked_batch_gradients_match_finite_differences(cell, layers, bidirectional):
+@pytest.mark.parametrize("cell,layers,bidirectional,pool", [
+    ("lstm", 2, True, "last"), ("gru", 1, True, "last"), ("rnn", 2, False, "last"),
+    ("lstm", 2, True, "mean"), ("lstm", 1, True, "max"), ("gru", 1, True, "mean")])  # pooled: rnnkit.pooling
+def test_masked_batch_gradients_match_finite_differences(cell, layers, bidirectional, pool):
     rng = np.random.default_rng(1)
-    model = classifier(cell, layers, bidirectional)
+    model = classifier(cell, layers, bidirectional, pool)
     for p in model.parameters():  # no zero biases: a wrong bias gradient must show
         p.value[...] = rng.uniform(-0.8, 0.8, p.shape)
     ids, mask = padded_ids(rng, [3, 1, 4], 5)
