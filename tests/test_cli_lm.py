@@ -229,7 +229,10 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "rnnkit", "lm", "train", str(text_file), *TINY, "--steps", "100000",
          "--sample-every", "5", "--sample-length", "5", "--out", str(tmp_path / "run")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        # A shell without job control starts `pytest ... &` with SIGINT ignored, and a child
+        # inherits that: Python then installs no KeyboardInterrupt handler. Ctrl-C's default back.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         for line in process.stdout:  # wait until training is under way
             if line.startswith("--- sample at step"):
