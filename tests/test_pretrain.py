@@ -135,12 +135,17 @@ def cyclic_sentences(rng, count: int):
     return ids, mask, labels
 
 
+def small_classifier() -> SequenceClassifier:
+    """A bidirectional LSTM classifier with a mean-pooled head, always from the same weights."""
+    network = NetworkConfig(input_size=VOCABULARY, output_size=2, hidden_size=8, input_kind="embedding",
+                            embedding_size=6, bidirectional=True)
+    return SequenceClassifier(ClassifierConfig(network, pool="mean"), rng=0)
+
+
 def test_pretraining_then_fine_tuning_end_to_end():
     rng = np.random.default_rng(3)
     ids, mask, labels = cyclic_sentences(rng, 160)
-    network = NetworkConfig(input_size=VOCABULARY, output_size=2, hidden_size=8, input_kind="embedding",
-                            embedding_size=6, bidirectional=True)
-    model = SequenceClassifier(ClassifierConfig(network, pool="mean"), rng=0)
+    model = small_classifier()
     fresh = {name: p.value.copy() for name, p in model.named_parameters()}
 
     losses = pretrain_language_model(model, ids, mask, epochs=4, lr=0.02, batch=16, clip=5.0, seed=0)
@@ -152,9 +157,9 @@ def test_pretraining_then_fine_tuning_end_to_end():
     after = {name: p.value.copy() for name, p in model.named_parameters()}
     for name in fresh:
         assert np.array_equal(after[name], fresh[name]) == name.startswith("head"), name
-    twin = SequenceClassifier(ClassifierConfig(network, pool="mean"), rng=0)
+    twin = small_classifier()
     twin_losses = pretrain_encoder(twin.embedding, twin.rnn, ids, mask, epochs=4, batch_size=16, lr=0.02,
-                                   dropout=network.dropout, clip=5.0, seed=0)
+                                   dropout=twin.config.network.dropout, clip=5.0, seed=0)
     assert twin_losses == losses
     for name, p in twin.named_parameters():
         np.testing.assert_array_equal(after[name], p.value, err_msg=name)
@@ -174,9 +179,7 @@ def test_pretraining_then_fine_tuning_end_to_end():
 def test_a_frozen_encoder_waits_its_epochs_then_trains_at_its_scaled_rate():
     rng = np.random.default_rng(4)
     ids, mask, labels = cyclic_sentences(rng, 64)
-    network = NetworkConfig(input_size=VOCABULARY, output_size=2, hidden_size=8, input_kind="embedding",
-                            embedding_size=6, bidirectional=True)
-    model = SequenceClassifier(ClassifierConfig(network, pool="mean"), rng=0)
+    model = small_classifier()
     fresh = {name: p.value.copy() for name, p in model.named_parameters()}
     plan = plan_training(model, Examples(ids, mask, labels), None, batch=16, lr=0.01, weight_decay=0.0, clip=5.0,
                          patience=None, seed=0, freeze_encoder_epochs=2, encoder_lr_scale=0.1)
