@@ -86,7 +86,7 @@ def runner(cls, hidden: int, options: dict):
     cell = layer._cells[0][0]
     with nullcontext() if compiled else kernels.use_kernels(False):
         fused = cell.fused()
-    numpy_loop = (fused is None or masked or batch == 1 or options.get("recurrent_dropout", 0) > 0)
+    numpy_loop = fused is None or batch == 1  # the time loop's rule (rnnkit.timeloop)
     return step, ("NumPy loop" if numpy_loop else f"compiled ({fused.__name__.rsplit('.', 1)[-1]})")
 
 

@@ -45,16 +45,18 @@ def components(state):
 
 
 def run_layer(kind, dtype, use_kernels, *, layers=2, bidirectional=True, bias=True, with_dy=True,
-              steps=5, batch=3):
+              steps=5, batch=3, lengths=None, dropout=None):
     cls, options = LAYERS[kind]
+    options = {**options, **(dropout or {})}
     layer = cls(4, 6, layers, bias=bias, bidirectional=bidirectional, dtype=dtype, rng=7, **options)
     rng = np.random.default_rng(11)
     for param in layer.parameters():  # non-zero biases everywhere (STYLE.md)
         param.value[...] = rng.uniform(-0.6, 0.6, param.value.shape)
     x = rng.standard_normal((steps, batch, 4)).astype(dtype)
     state0 = layer._pack([rng.standard_normal(c.shape).astype(dtype) for c in components(layer.initial_state(batch))])
+    mask = None if lengths is None else np.arange(steps)[:, None] < np.asarray(lengths)[None, :]
     with kernels.use_kernels(use_kernels):
-        y, final, cache = layer.forward(x, state0)
+        y, final, cache = layer.forward(x, state0, mask=mask)
         dy = rng.standard_normal(y.shape).astype(dtype) if with_dy else None
         d_final = layer._pack([rng.standard_normal(c.shape).astype(dtype) for c in components(final)])
         layer.zero_grad()
@@ -86,6 +88,43 @@ def test_kernels_match_numpy(kind, dtype):
 def test_kernels_match_numpy_variations(kind, variation):
     assert_agree(run_layer(kind, np.float32, True, **variation), run_layer(kind, np.float32, False, **variation),
                  TOLERANCE[np.float32])
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernels_match_numpy_on_padded_batches(kind, dtype):
+    """The hold-the-state rule inside the compiled loops: sequences of 5, 2, 0 and 4 real steps
+    (one all padding), both directions, with and without output gradients."""
+    for with_dy in (True, False):
+        options = {"steps": 5, "batch": 4, "lengths": [5, 2, 0, 4], "with_dy": with_dy}
+        assert_agree(run_layer(kind, dtype, True, **options), run_layer(kind, dtype, False, **options),
+                     TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernels_match_numpy_under_recurrent_dropout(kind, dtype):
+    """Recurrent dropout (and input and between-layer dropout, which the time loop applies) in
+    the compiled loops: the same masks from the same generator, alone and with padding."""
+    dropout = {"recurrent_dropout": 0.4, "input_dropout": 0.2, "dropout": 0.3}
+    for lengths in (None, [5, 2, 0, 4]):
+        options = {"steps": 5, "batch": 4, "lengths": lengths, "dropout": dropout}
+        assert_agree(run_layer(kind, dtype, True, **options), run_layer(kind, dtype, False, **options),
+                     TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("options", [{}, {"recurrent_dropout": 0.5}])
+@pytest.mark.parametrize("cls", [rnnkit.LSTM, rnnkit.GRU, rnnkit.RNN])
+def test_padding_and_dropout_take_the_compiled_loop(monkeypatch, cls, options):
+    """A masked batch, with or without recurrent dropout, runs the kernel, not the NumPy steps
+    (which would also agree)."""
+    layer = cls(3, 4, rng=0, **options)
+    cell = layer._cells[0][0]
+    monkeypatch.setattr(type(cell), "step", lambda *args: pytest.fail("the NumPy step ran"))
+    monkeypatch.setattr(type(cell), "step_backward", lambda *args: pytest.fail("the NumPy step ran"))
+    x = np.random.default_rng(1).standard_normal((4, 2, 3)).astype(np.float32)
+    y, _, cache = layer.forward(x, mask=np.array([[1, 1], [1, 1], [1, 0], [0, 0]], bool))
+    layer.backward(np.ones_like(y), cache)
 
 
 def test_kernel_choice_follows_the_cell():

@@ -24,7 +24,7 @@ input on the way in and the outputs on the way out, so cells never know which wa
 
 When a cell has a compiled kernel (`cell.fused()`, see `rnnkit.kernels`), each function hands
 the whole direction to it: the same steps (projection, loop, weight gradients, dx), compiled,
-in one call per sequence. Masked (padded) sequences always run here.
+in one call per sequence, padding (the rule below) and recurrent dropout included.
 
 Recording. `backward_sequence(..., record=f)` calls f(position, dL/dstate) for every state the
 loop passes through, the whole state gradient as it stands (the output's own gradient
@@ -42,7 +42,7 @@ Padding. With a mask m (T, B) of real steps, a padded step leaves the state as i
 so a padded sequence ends in the state of its last real step, and backward passes the state
 gradient straight through such a step, with no gradient for the weights. This needs the state a
 cell's step returns to be the arrays its cache keeps (true of every cell here): the loop writes
-the held rows into them. Masked batches run the NumPy loop, not the fused kernels.
+the held rows into them.
 """
 
 from __future__ import annotations
@@ -69,10 +69,10 @@ def forward_sequence(cell: Cell, x: np.ndarray, state0: State, reverse: bool = F
     x = np.ascontiguousarray(x if input_mask is None else x * input_mask)  # the same mask at every step
     # One sequence (B = 1) stays in NumPy: its matrix-vector products beat a BLAS GEMM, which
     # repacks W_hh at every step (2.5x at H = 512, measured).
-    fused = cell.fused() if mask is None and recurrent_mask is None and x.shape[1] > 1 else None
+    fused = cell.fused() if x.shape[1] > 1 else None
     if fused is not None:  # the same loop, compiled, projection included (rnnkit.kernels)
-        outputs, state, cache = fused.forward_sequence(cell, x, state0)
-        cache.x, cache.mask, cache.input_mask = x, None, input_mask
+        outputs, state, cache = fused.forward_sequence(cell, x, state0, mask, recurrent_mask)
+        cache.x, cache.mask, cache.input_mask, cache.recurrent_mask = x, mask, input_mask, recurrent_mask
         return (outputs[::-1] if reverse else outputs), state, cache
 
     steps, batch = x.shape[:2]
@@ -103,7 +103,7 @@ def backward_sequence(cell: Cell, d_outputs: np.ndarray | None, d_state: State, 
         d_outputs = d_outputs[::-1]
 
     mask = getattr(cache, "mask", None)
-    fused = cell.fused() if mask is None and cache.recurrent_mask is None and batch > 1 and record is None else None
+    fused = cell.fused() if batch > 1 and record is None else None
     if fused is not None:  # the same loop and weight gradients, compiled
         dx, d_state = fused.backward_sequence(cell, d_outputs, d_state, cache)
         return _input_gradient(dx, cache, reverse), d_state

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._padding import held_steps
+from ._recurrent_dropout import mask_for_loop
+
 
 def bias_or_zeros(param, rows: int, dtype) -> np.ndarray:
     """A bias Parameter's values, or zeros for a cell built with bias=False (the loops always add one)."""
@@ -16,3 +19,10 @@ def output_gradients(d_outputs, batch: int, hidden: int, dtype) -> np.ndarray:
     if d_outputs is None:
         return np.zeros((0, batch, hidden), dtype)
     return np.ascontiguousarray(d_outputs, dtype=dtype)
+
+
+def loop_masks(cache, batch: int, dtype, feature_major: bool):
+    """(held, dropped) for a backward loop, from the padding mask and the recurrent dropout mask
+    a forward left in its cache (`_padding`, `_recurrent_dropout`)."""
+    return (held_steps(getattr(cache, "mask", None), batch),
+            mask_for_loop(getattr(cache, "recurrent_mask", None), dtype, feature_major))

@@ -14,7 +14,9 @@ from types import SimpleNamespace
 import numpy as np
 from numba import njit
 
-from ._sequence import bias_or_zeros, output_gradients
+from ._padding import any_held, carry_rows, clear_rows, held_steps, hold_rows
+from ._recurrent_dropout import add_product, fed, mask_for_loop
+from ._sequence import bias_or_zeros, loop_masks, output_gradients
 from .activations import ACTIVATION_CODES, activate, activation_grad
 from .blas import find_gemm, find_gemv, gemm, project
 
@@ -28,20 +30,27 @@ def _activate_row(z, bias, h, code, slope):
 
 
 @kernel
-def forward_loop(address, w_hh_t, b_hh, projection, h, code, slope):
-    """projection: (T, B, H) input projections, used as scratch; h: (T+1, B, H) with h[0] set."""
+def forward_loop(address, w_hh_t, b_hh, projection, h, held, dropped, code, slope):
+    """projection: (T, B, H) input projections, used as scratch; h: (T+1, B, H) with h[0] set;
+    held: (T, B) padded steps, or (0, B) (`_padding`); dropped: the recurrent dropout mask
+    (B, H), or (0, 0) (`_recurrent_dropout`)."""
     steps, batch, _ = projection.shape
+    operand = np.empty_like(h[0])
     for t in range(steps):
-        gemm(address, h[t], w_hh_t, projection[t], False, False, 1.0)
+        gemm(address, fed(h[t], dropped, operand), w_hh_t, projection[t], False, False, 1.0)
         for b in range(batch):
             _activate_row(projection[t, b], b_hh, h[t + 1, b], code, slope)
+        if any_held(held, t):
+            hold_rows(held[t], h[t], h[t + 1])
 
 
 @kernel
-def backward_loop(address, w_hh, h, dy, dh, dz, code, slope):
-    """dy: (T, B, H) or (0, B, H); dh: (B, H) dL/dh_T in, dL/dh_0 out; dz: (T, B, H) written."""
+def backward_loop(address, w_hh, h, dy, dh, dz, held, dropped, code, slope):
+    """dy: (T, B, H) or (0, B, H); dh: (B, H) dL/dh_T in, dL/dh_0 out; dz: (T, B, H) written;
+    a held (padded) sequence's dh passes through its step, with dz = 0."""
     steps, batch, hidden = dz.shape
     has_dy = dy.shape[0] > 0
+    scratch = np.empty_like(dh)
     if has_dy:
         dh += dy[steps - 1]
     for t in range(steps - 1, -1, -1):
@@ -49,11 +58,18 @@ def backward_loop(address, w_hh, h, dy, dh, dz, code, slope):
             out, grad, dh_b = h[t + 1, b], dz[t, b], dh[b]
             for j in range(hidden):
                 grad[j] = dh_b[j] * activation_grad(code, out[j], slope)
-        if has_dy and t > 0:
+        add_dy = has_dy and t > 0
+        if any_held(held, t):
+            clear_rows(held[t], dz[t])
+            carry_rows(held[t], dh, dy, t - 1, add_dy)
+        elif add_dy:
             dh[:] = dy[t - 1]
-            gemm(address, dz[t], w_hh, dh, False, False, 1.0)
-        else:
+        elif dropped.shape[0] == 0:  # dh = dz_t W_hh, nothing to add it to
             gemm(address, dz[t], w_hh, dh, False, False, 0.0)
+            continue
+        else:
+            dh[:] = 0.0
+        add_product(address, dz[t], w_hh, dh, dropped, scratch)
 
 
 @kernel
@@ -72,8 +88,9 @@ def _activation(cell, dtype):
     return ACTIVATION_CODES[cell.nonlinearity], np.dtype(dtype).type(cell.negative_slope)
 
 
-def forward_sequence(cell, x: np.ndarray, state0):
-    """x (T, B, I) -> (outputs (T, B, H), state, cache)."""
+def forward_sequence(cell, x: np.ndarray, state0, mask=None, recurrent_mask=None):
+    """x (T, B, I) -> (outputs (T, B, H), state, cache); mask (T, B): the real steps (None: all);
+    recurrent_mask (B, H): recurrent dropout (None: none)."""
     projection = cell.input_projection(x)
     steps, batch, rows = projection.shape
     dtype = projection.dtype
@@ -81,6 +98,7 @@ def forward_sequence(cell, x: np.ndarray, state0):
     h[0] = state0[0]
     w_hh_t = np.ascontiguousarray(cell.weight_hh.value.T)
     forward_loop(find_gemm(dtype), w_hh_t, bias_or_zeros(cell.bias_hh, rows, dtype), projection, h,
+                 held_steps(mask, batch), mask_for_loop(recurrent_mask, dtype, feature_major=False),
                  *_activation(cell, dtype))
     return h[1:], (h[-1],), SimpleNamespace(h=h, recurrent_mask=None)
 
@@ -91,7 +109,8 @@ def backward_sequence(cell, d_outputs, d_state, cache):
     dz = np.empty((steps, batch, hidden), h.dtype)
     dh = np.array(d_state[0], dtype=h.dtype, order="C")
     dy = output_gradients(d_outputs, batch, hidden, h.dtype)
-    backward_loop(find_gemm(h.dtype), cell.weight_hh.value, h, dy, dh, dz, *_activation(cell, h.dtype))
+    held, dropped = loop_masks(cache, batch, h.dtype, feature_major=False)
+    backward_loop(find_gemm(h.dtype), cell.weight_hh.value, h, dy, dh, dz, held, dropped, *_activation(cell, h.dtype))
     return cell.finish_backward(cache, dz, dz), (dh,)
 
 

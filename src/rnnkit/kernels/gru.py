@@ -23,7 +23,9 @@ from types import SimpleNamespace
 import numpy as np
 from numba import njit
 
-from ._sequence import bias_or_zeros, output_gradients
+from ._padding import any_held, clear_rows, held_steps, hold_rows
+from ._recurrent_dropout import add_product, fed, mask_for_loop
+from ._sequence import bias_or_zeros, loop_masks, output_gradients
 from .activations import scalar, sigmoid, tanh
 from .blas import find_gemm, find_gemv, gemm, project
 
@@ -63,34 +65,46 @@ def _gradient_row(gates, q, h_prev, dh, dy_prev, d_in, d_rec, hidden, one):
 
 
 @kernel
-def forward_loop(address, w_hh_t, b_hh, act, kept, h, recurrent):
+def forward_loop(address, w_hh_t, b_hh, act, kept, h, recurrent, held, dropped):
     """act: (T, B, 3H) input projections in, r, z, n out; kept: (T, B, H) q out; h: (T+1, B, H)
-    with h[0] the initial state; recurrent: (B, 3H) scratch; w_hh_t: W_hh^T, contiguous."""
+    with h[0] the initial state; recurrent: (B, 3H) scratch; w_hh_t: W_hh^T, contiguous; held:
+    (T, B) padded steps, or (0, B) (`_padding`); dropped: the recurrent dropout mask (B, H), or
+    (0, 0) (`_recurrent_dropout`)."""
     steps, batch, rows = act.shape
     hidden = rows // 3
+    operand = np.empty_like(h[0])
     for t in range(steps):
-        gemm(address, h[t], w_hh_t, recurrent, False, False, 0.0)
+        gemm(address, fed(h[t], dropped, operand), w_hh_t, recurrent, False, False, 0.0)
         for b in range(batch):
             _activate_row(act[t, b], recurrent[b], b_hh, h[t, b], kept[t, b], h[t + 1, b], hidden)
+        if any_held(held, t):
+            hold_rows(held[t], h[t], h[t + 1])
 
 
 @kernel
-def backward_loop(address, w_hh, act, kept, h, dy, dh, d_input, d_recurrent):
+def backward_loop(address, w_hh, act, kept, h, dy, dh, d_input, d_recurrent, held, dropped):
     """dy: (T, B, H) or (0, B, H) for none; dh: (B, H) dL/dh_T in, dL/dh_0 out; d_input and
-    d_recurrent: (T, B, 3H), written."""
+    d_recurrent: (T, B, 3H), written. A held (padded) sequence's dh passes through its step."""
     steps, batch, rows = act.shape
     hidden = rows // 3
     one = scalar(act, 1.0)
-    no_dy = np.zeros_like(dh)
+    no_dy, scratch = np.zeros_like(dh), np.empty_like(dh)
     has_dy = dy.shape[0] > 0
     if has_dy:
         dh += dy[steps - 1]
     for t in range(steps - 1, -1, -1):
         dy_prev = dy[t - 1] if has_dy and t > 0 else no_dy
+        padded = any_held(held, t)
         for b in range(batch):
+            if padded and held[t, b]:  # passes dh through: dh_{t-1} = dh_t + dy_{t-1}
+                dh[b] += dy_prev[b]
+                continue
             _gradient_row(act[t, b], kept[t, b], h[t, b], dh[b], dy_prev[b], d_input[t, b], d_recurrent[t, b],
                           hidden, one)
-        gemm(address, d_recurrent[t], w_hh, dh, False, False, 1.0)
+        if padded:
+            clear_rows(held[t], d_input[t])
+            clear_rows(held[t], d_recurrent[t])
+        add_product(address, d_recurrent[t], w_hh, dh, dropped, scratch)
 
 
 @kernel
@@ -106,8 +120,9 @@ def inference_step(gemm_address, gemv_address, x, h, w_ih, w_hh, b_ih, b_hh, gat
 
 
 # ----------------------------------------------------------------------- Python entry points
-def forward_sequence(cell, x: np.ndarray, state0):
-    """x (T, B, I) -> (outputs (T, B, H), state, cache)."""
+def forward_sequence(cell, x: np.ndarray, state0, mask=None, recurrent_mask=None):
+    """x (T, B, I) -> (outputs (T, B, H), state, cache); mask (T, B): the real steps (None: all);
+    recurrent_mask (B, H): recurrent dropout (None: none)."""
     projection = cell.input_projection(x)
     steps, batch, rows = projection.shape
     dtype = projection.dtype
@@ -116,7 +131,8 @@ def forward_sequence(cell, x: np.ndarray, state0):
     kept = np.empty((steps, batch, cell.hidden_size), dtype)
     w_hh_t = np.ascontiguousarray(cell.weight_hh.value.T)
     forward_loop(find_gemm(dtype), w_hh_t, bias_or_zeros(cell.bias_hh, rows, dtype), projection, kept, h,
-                 np.empty((batch, rows), dtype))
+                 np.empty((batch, rows), dtype), held_steps(mask, batch),
+                 mask_for_loop(recurrent_mask, dtype, feature_major=False))
     return h[1:], (h[-1],), SimpleNamespace(h=h, act=projection, kept=kept, recurrent_mask=None)
 
 
@@ -126,7 +142,8 @@ def backward_sequence(cell, d_outputs, d_state, cache):
     d_input, d_recurrent = np.empty_like(act), np.empty_like(act)
     dh = np.array(d_state[0], dtype=act.dtype, order="C")
     dy = output_gradients(d_outputs, batch, cell.hidden_size, act.dtype)
-    backward_loop(find_gemm(act.dtype), cell.weight_hh.value, act, cache.kept, cache.h, dy, dh, d_input, d_recurrent)
+    backward_loop(find_gemm(act.dtype), cell.weight_hh.value, act, cache.kept, cache.h, dy, dh, d_input, d_recurrent,
+                  *loop_masks(cache, batch, act.dtype, feature_major=False))
     return cell.finish_backward(cache, d_input, d_recurrent), (dh,)
 
 

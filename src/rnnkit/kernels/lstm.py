@@ -31,7 +31,9 @@ import numpy as np
 from numba import njit
 
 from . import _workspace
-from ._sequence import bias_or_zeros, output_gradients
+from ._padding import any_held, carry_columns, clear_columns, held_steps, hold_columns
+from ._recurrent_dropout import add_product, fed, mask_for_loop
+from ._sequence import bias_or_zeros, loop_masks, output_gradients
 from .activations import scalar, sigmoid, tanh
 from .blas import find_gemm, find_gemv, gemm, project
 
@@ -102,38 +104,72 @@ def _gradient_unit(act, c_all, s_all, dh, dc, dz, j, hidden, t, batch, one):
 
 
 @kernel
-def forward_loop(address, w_hh, bias, act, h_now, c, s, h):
+def forward_loop(address, w_hh, bias, act, h_now, c, s, h, held, dropped):
     """act: (4H, T*B) input projections W_ih x_t (no bias) in, gate activations out; c:
     (H, (T+1)*B) with c_0 in the first B columns; s: (H, T*B); h_now: (H, B), h_0 in, h_T out
     (the GEMM's operand); h: (T+1, B, H), every h_t batch-major (h[0] is not touched). bias:
-    b_ih + b_hh."""
+    b_ih + b_hh; held: (T, B) padded steps, or (0, B) (`_padding`); dropped: the recurrent
+    dropout mask (H, B), or (0, 0) (`_recurrent_dropout`)."""
     steps, batch, hidden = h.shape[0] - 1, h.shape[1], h.shape[2]
+    operand = np.empty_like(h_now)
     for t in range(steps):
-        gemm(address, w_hh, h_now, act[:, t * batch:(t + 1) * batch], False, False, 1.0)
+        gemm(address, w_hh, fed(h_now, dropped, operand), act[:, t * batch:(t + 1) * batch], False, False, 1.0)
         for j in range(hidden):
             _activate_unit(act, bias, c, s, h_now, j, hidden, t, batch)
+        hold_state(held, t, c, h, h_now)
         for b in range(batch):  # the layer's output, batch-major for whatever reads it next
             h[t + 1, b] = h_now[:, b]
 
 
+@njit(inline="always")
+def hold_state(held, t, c, h, h_now):
+    """The padded sequences of step t keep c_{t-1} and h_{t-1} (feature-major loops)."""
+    if any_held(held, t):
+        batch = h_now.shape[1]
+        hold_columns(held[t], c[:, t * batch:(t + 1) * batch], c[:, (t + 1) * batch:(t + 2) * batch])
+        hold_columns(held[t], h[t].T, h_now)
+
+
 @kernel
-def backward_loop(address, w_hh_t, act, c, s, dy, dh, dc, dz):
+def backward_loop(address, w_hh_t, act, c, s, dy, dh, dc, dz, held, dropped):
     """dy: (T, B, H) output gradients, or (0, B, H) for none; dh, dc: (H, B) gradients w.r.t.
-    the final state in, the initial state out; dz: (4H, T*B) written. w_hh_t: W_hh^T (H, 4H)."""
+    the final state in, the initial state out; dz: (4H, T*B) written. w_hh_t: W_hh^T (H, 4H);
+    held, dropped: as forward's."""
     hidden, batch = dh.shape
     steps = act.shape[1] // batch
     one = scalar(act, 1.0)
     has_dy = dy.shape[0] > 0
+    dc_held, scratch = np.empty_like(dc), np.empty_like(dh)
     if has_dy:
         _add_transposed(dh, dy[steps - 1], one)
     for t in range(steps - 1, -1, -1):
+        padded = any_held(held, t)
+        if padded:
+            dc_held[:] = dc
         for j in range(hidden):
             _gradient_unit(act, c, s, dh, dc, dz, j, hidden, t, batch, one)
-        if has_dy and t > 0:
-            _add_transposed(dh, dy[t - 1], scalar(act, 0.0))
-            gemm(address, w_hh_t, dz[:, t * batch:(t + 1) * batch], dh, False, False, 1.0)
-        else:
-            gemm(address, w_hh_t, dz[:, t * batch:(t + 1) * batch], dh, False, False, 0.0)
+        next_state_gradient(address, w_hh_t, dz[:, t * batch:(t + 1) * batch], dy, dh, dc, held, dc_held, t,
+                            padded, has_dy, dropped, scratch)
+
+
+@njit(inline="always")
+def next_state_gradient(address, w_hh_t, dz_t, dy, dh, dc, held, dc_held, t, padded, has_dy, dropped, scratch):
+    """After step t's dz (and dc = dL/dc_{t-1}): dh becomes dy_{t-1} + W_hh^T dz_t (times the
+    recurrent dropout mask); a padded sequence instead passes its dh and dc through unchanged,
+    and its dz_t is cleared."""
+    add_dy = has_dy and t > 0
+    if padded:
+        clear_columns(held[t], dz_t)
+        hold_columns(held[t], dc_held, dc)
+        carry_columns(held[t], dh, dy, t - 1, add_dy)
+    elif add_dy:
+        _add_transposed(dh, dy[t - 1], scalar(dh, 0.0))
+    elif dropped.shape[0] == 0:  # dh = W_hh^T dz_t, nothing to add it to
+        gemm(address, w_hh_t, dz_t, dh, False, False, 0.0)
+        return
+    else:
+        dh[:] = 0.0
+    add_product(address, w_hh_t, dz_t, dh, dropped, scratch)
 
 
 @njit(inline="always", error_model="numpy")
@@ -163,10 +199,12 @@ def _steps_view(array: np.ndarray, batch: int) -> np.ndarray:
     return array.reshape(array.shape[0], -1, batch).transpose(1, 2, 0)
 
 
-def forward_sequence(cell, x: np.ndarray, state0):
-    """The whole forward of one direction: x (T, B, I) -> (outputs (T, B, H), state, cache)."""
+def forward_sequence(cell, x: np.ndarray, state0, mask=None, recurrent_mask=None):
+    """The whole forward of one direction: x (T, B, I) -> (outputs (T, B, H), state, cache);
+    mask (T, B): the real steps (None: all); recurrent_mask (B, H): recurrent dropout (None: none)."""
     act, bias, h_now, c, s, h = forward_buffers(cell, x, state0, 4 * cell.hidden_size)
-    forward_loop(find_gemm(x.dtype), cell.weight_hh.value, bias, act, h_now, c, s, h)
+    forward_loop(find_gemm(x.dtype), cell.weight_hh.value, bias, act, h_now, c, s, h, held_steps(mask, x.shape[1]),
+                 mask_for_loop(recurrent_mask, x.dtype, feature_major=True))
     return forward_result(act, c, s, h)
 
 
@@ -208,7 +246,8 @@ def backward_sequence(cell, d_outputs, d_state, cache):
     """The whole backward of one direction: returns (dL/dx (T, B, I), dL/d state0); adds the
     parameter gradients."""
     cache, dz, dh, dc, dy, w_hh_t = backward_buffers(cell, d_outputs, d_state, cache)
-    backward_loop(find_gemm(cache.x.dtype), w_hh_t, cache.act_fm, cache.c_fm, cache.s_fm, dy, dh, dc, dz)
+    backward_loop(find_gemm(cache.x.dtype), w_hh_t, cache.act_fm, cache.c_fm, cache.s_fm, dy, dh, dc, dz,
+                  *loop_masks(cache, dh.shape[1], dh.dtype, feature_major=True))
     return finish_backward(cell, cache, dz, dh, dc)
 
 

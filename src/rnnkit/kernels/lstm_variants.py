@@ -34,9 +34,20 @@ import math
 import numpy as np
 from numba import njit
 
+from ._padding import any_held, held_steps
+from ._recurrent_dropout import fed, mask_for_loop
+from ._sequence import loop_masks
 from .activations import scalar, sigmoid, tanh
 from .blas import find_gemm, gemm
-from .lstm import _add_transposed, backward_buffers, finish_backward, forward_buffers, forward_result
+from .lstm import (
+    _add_transposed,
+    backward_buffers,
+    finish_backward,
+    forward_buffers,
+    forward_result,
+    hold_state,
+    next_state_gradient,
+)
 
 kernel = njit(cache=True, error_model="numpy")
 # The activations by number (`LSTMCell`'s COMPILED_ACTIVATIONS): compiled code has no strings.
@@ -213,36 +224,39 @@ def _backward_unit(act, peep, layout, c_all, s_all, dh, dc, dz, scratch, j, t, b
 
 
 @kernel
-def forward_loop(address, w_hh, bias, peep, layout, act, h_now, c, s, h, scratch):
+def forward_loop(address, w_hh, bias, peep, layout, act, h_now, c, s, h, held, dropped, scratch):
     """As `lstm.forward_loop`, for any structure: act (G*H, T*B) input projections in, gate
     activations out; peep (3, H) peepholes of i, f, o (zeros where absent); scratch (4, B)."""
     steps, batch, hidden = h.shape[0] - 1, h.shape[1], h.shape[2]
     scratch[ONES, :batch] = 1.0
+    operand = np.empty_like(h_now)
     for t in range(steps):
-        gemm(address, w_hh, h_now, act[:, t * batch:(t + 1) * batch], False, False, 1.0)
+        gemm(address, w_hh, fed(h_now, dropped, operand), act[:, t * batch:(t + 1) * batch], False, False, 1.0)
         for j in range(hidden):
             _forward_unit(act, bias, peep, layout, c, s, h_now, scratch, j, t, batch)
+        hold_state(held, t, c, h, h_now)
         for b in range(batch):
             h[t + 1, b] = h_now[:, b]
 
 
 @kernel
-def backward_loop(address, w_hh_t, peep, layout, act, c, s, dy, dh, dc, dz, scratch):
+def backward_loop(address, w_hh_t, peep, layout, act, c, s, dy, dh, dc, dz, held, dropped, scratch):
     """As `lstm.backward_loop`, for any structure; dz (G*H, T*B) written."""
     hidden, batch = dh.shape
     steps = act.shape[1] // batch
     scratch[ONES, :batch] = 1.0
     has_dy = dy.shape[0] > 0
+    dc_held, dh_scratch = np.empty_like(dc), np.empty_like(dh)
     if has_dy:
         _add_transposed(dh, dy[steps - 1], scalar(act, 1.0))
     for t in range(steps - 1, -1, -1):
+        padded = any_held(held, t)
+        if padded:
+            dc_held[:] = dc
         for j in range(hidden):
             _backward_unit(act, peep, layout, c, s, dh, dc, dz, scratch, j, t, batch)
-        if has_dy and t > 0:
-            _add_transposed(dh, dy[t - 1], scalar(act, 0.0))
-            gemm(address, w_hh_t, dz[:, t * batch:(t + 1) * batch], dh, False, False, 1.0)
-        else:
-            gemm(address, w_hh_t, dz[:, t * batch:(t + 1) * batch], dh, False, False, 0.0)
+        next_state_gradient(address, w_hh_t, dz[:, t * batch:(t + 1) * batch], dy, dh, dc, held, dc_held, t,
+                            padded, has_dy, dropped, dh_scratch)
 
 
 # ----------------------------------------------------------------------- Python entry points
@@ -264,12 +278,13 @@ def _peepholes(cell) -> np.ndarray:
     return peep
 
 
-def forward_sequence(cell, x: np.ndarray, state0):
+def forward_sequence(cell, x: np.ndarray, state0, mask=None, recurrent_mask=None):
     """The whole forward of one direction: x (T, B, I) -> (outputs (T, B, H), state, cache); the
-    buffers and the cache are the standard kernel's."""
+    buffers, the cache and the masks are the standard kernel's (`lstm.forward_sequence`)."""
     act, bias, h_now, c, s, h = forward_buffers(cell, x, state0, cell.num_blocks * cell.hidden_size)
     forward_loop(find_gemm(x.dtype), cell.weight_hh.value, bias, _peepholes(cell), _layout(cell), act, h_now, c, s,
-                 h, np.empty((4, x.shape[1]), x.dtype))
+                 h, held_steps(mask, x.shape[1]), mask_for_loop(recurrent_mask, x.dtype, feature_major=True),
+                 np.empty((4, x.shape[1]), x.dtype))
     return forward_result(act, c, s, h)
 
 
@@ -279,7 +294,7 @@ def backward_sequence(cell, d_outputs, d_state, cache):
     cache, dz, dh, dc, dy, w_hh_t = backward_buffers(cell, d_outputs, d_state, cache)
     dtype, batch = cache.x.dtype, cache.x.shape[1]
     backward_loop(find_gemm(dtype), w_hh_t, _peepholes(cell), _layout(cell), cache.act_fm, cache.c_fm, cache.s_fm,
-                  dy, dh, dc, dz, np.empty((4, batch), dtype))
+                  dy, dh, dc, dz, *loop_masks(cache, batch, dtype, feature_major=True), np.empty((4, batch), dtype))
     return finish_backward(cell, cache, dz, dh, dc, d_peephole=_peephole_grads(cell, cache, dz))
 
 
