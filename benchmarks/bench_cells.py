@@ -138,26 +138,32 @@ def family_rows(hidden: int, cls, options: dict[str, dict], repeats: int, block_
     return rows
 
 
+def _chosen(options: dict[str, dict], wanted: set[str]) -> dict[str, dict]:
+    """A family's options named in `wanted` (by full name or first word), its reference first;
+    all of them when nothing is wanted."""
+    if not wanted:
+        return options
+    return {name: opts for k, (name, opts) in enumerate(options.items())
+            if k == 0 or name in wanted or name.split(" ")[0] in wanted}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hidden", type=int, nargs="+", default=[128, 256], help="hidden sizes to time")
     parser.add_argument("--repeats", type=int, default=9, help="timed blocks per option and size")
     parser.add_argument("--block", type=float, default=0.25, help="seconds a timed block lasts (about)")
-    parser.add_argument("--only", default="", help="comma-separated LSTM option names to time (default: all)")
+    parser.add_argument("--only", default="", help="comma-separated option names to time, LSTM or GRU (default: all)")
     args = parser.parse_args(argv)
     print(f"CPU: {cpu_model()}")
     print("\n".join(environment_report()))
     print(f"one training step (forward + backward, float32), B={BATCH}, T={STEPS}, one layer, input size = H\n")
-    lstm_options = LSTM_OPTIONS
-    if args.only:
-        wanted = {name.strip() for name in args.only.split(",")}
-        lstm_options = {name: opts for k, (name, opts) in enumerate(LSTM_OPTIONS.items())
-                        if k == 0 or name in wanted or name.split(" ")[0] in wanted}
+    wanted = {name.strip() for name in args.only.split(",") if name.strip()}
+    families = [(rnnkit.LSTM, _chosen(LSTM_OPTIONS, wanted)), (rnnkit.GRU, _chosen(GRU_OPTIONS, wanted))]
     rows = []
     for hidden in args.hidden:
-        rows += family_rows(hidden, rnnkit.LSTM, lstm_options, args.repeats, args.block)
-        if not args.only:
-            rows += family_rows(hidden, rnnkit.GRU, GRU_OPTIONS, args.repeats, args.block)
+        for cls, options in families:
+            if len(options) > 1:
+                rows += family_rows(hidden, cls, options, args.repeats, args.block)
     print(table(["H", "option", "path", "ms/step (median)", "x standard", "x (minima)", "goal (median)"], rows))
 
 

@@ -22,6 +22,7 @@ TOLERANCE = {np.float32: 2e-5, np.float64: 1e-12}
 LAYERS = {
     "lstm": (rnnkit.LSTM, {}),
     "gru": (rnnkit.GRU, {}),
+    "gru_textbook": (rnnkit.GRU, {"reset_after": False}),
     "rnn_tanh": (rnnkit.RNN, {"nonlinearity": "tanh"}),
     "rnn_relu": (rnnkit.RNN, {"nonlinearity": "relu"}),
     "rnn_sigmoid": (rnnkit.RNN, {"nonlinearity": "sigmoid"}),
@@ -82,7 +83,7 @@ def test_kernels_match_numpy(kind, dtype):
     assert_agree(run_layer(kind, dtype, True), run_layer(kind, dtype, False), TOLERANCE[dtype])
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh", "lstm_V", "lstm_CIFG"])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "gru_textbook", "rnn_tanh", "lstm_V", "lstm_CIFG"])
 @pytest.mark.parametrize("variation", [{"bias": False}, {"with_dy": False}, {"layers": 1, "bidirectional": False},
                                        {"steps": 1, "batch": 2}])
 def test_kernels_match_numpy_variations(kind, variation):
@@ -137,7 +138,7 @@ def test_kernel_choice_follows_the_cell():
     assert rnnkit.LSTM(3, 4, variant="V", layer_norm=True)._cells[0][0].fused() is None
     assert rnnkit.LSTM(3, 4, cell_activation="leaky_relu")._cells[0][0].fused() is None
     assert rnnkit.GRU(3, 4)._cells[0][0].fused() is not None
-    assert rnnkit.GRU(3, 4, reset_after=False)._cells[0][0].fused() is None
+    assert rnnkit.GRU(3, 4, reset_after=False)._cells[0][0].fused() is kernels.load("gru_textbook")
     with kernels.use_kernels(False):
         assert rnnkit.LSTM(3, 4)._cells[0][0].fused() is None
 
@@ -146,7 +147,7 @@ def test_caches_are_interchangeable():
     """A compiled forward's cache has the reference layout: NumPy's backward can follow it."""
     rng = np.random.default_rng(0)
     for cls, options in ((rnnkit.LSTM, {}), (rnnkit.GRU, {}), (rnnkit.RNN, {}), (rnnkit.LSTM, {"variant": "V"}),
-                         (rnnkit.LSTM, {"variant": "CIFG"})):
+                         (rnnkit.LSTM, {"variant": "CIFG"}), (rnnkit.GRU, {"reset_after": False})):
         layer = cls(3, 5, dtype=np.float64, rng=1, **options)
         x = rng.standard_normal((4, 2, 3))
         y, _, cache = layer.forward(x)

@@ -49,7 +49,6 @@ from .base import Cell, State
 class GRUCell(Cell):
     num_blocks = 3
     state_names = ("h",)
-    kernel_name = "gru"
 
     def __init__(self, input_size, hidden_size, *, bias, dtype, rng, reset_after=True, layer_norm=False):
         self.reset_after = bool(reset_after)
@@ -64,9 +63,10 @@ class GRUCell(Cell):
         self.gates = slice(0, 2 * H)  # r and z, which always see the plain sum
         self.reset, self.update, self.candidate = slice(0, H), slice(H, 2 * H), slice(2 * H, 3 * H)
 
-    def has_fused_form(self):
-        """The compiled kernel is PyTorch's form; the textbook GRU runs in NumPy."""
-        return super().has_fused_form() and self.reset_after
+    @property
+    def kernel_name(self):
+        """Each form has its compiled kernel: `kernels/gru.py` and `kernels/gru_textbook.py`."""
+        return "gru" if self.reset_after else "gru_textbook"
 
     def new_cache(self, steps, batch, state0):
         cache = super().new_cache(steps, batch, state0)

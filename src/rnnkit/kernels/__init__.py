@@ -18,10 +18,19 @@ The test suite runs both and checks that they agree (tests/test_kernels.py).
     lstm.py         PyTorch's LSTM: sequence forward/backward (feature-major), inference step
     lstm_variants.py  every other LSTM structure but FGR (peepholes, Greff's variants, activations)
     gru.py          PyTorch's GRU (reset_after=True)
+    gru_textbook.py the textbook GRU (reset_after=False): two dependent GEMMs per step
     elman.py        the Elman RNN, any of its named nonlinearities
     adam.py         one pass of Adam / AdamW over a parameter
+    _padding.py     padded batches: the time loop's hold-the-state rule inside the loops
+    _recurrent_dropout.py  the recurrent dropout mask on the state W_hh reads, and its gradient
     _sequence.py    projection and weight gradients around the loop (the NumPy code's)
     _workspace.py   big arrays reused across steps (no mmap/page-fault churn)
+
+Numba's on-disk cache is checked against the source file of the function it compiled, not the
+files of the helpers inlined into it: after editing a helper module (`activations.py`,
+`_padding.py`, ...), delete `kernels/__pycache__` (or set NUMBA_CACHE_DIR to a fresh folder), or
+the loops keep the old helper. An installed rnnkit changes all its files at once, so users are
+not affected.
 """
 
 from __future__ import annotations
@@ -76,7 +85,7 @@ def use_kernels(enabled: bool):
 
 
 def load(name: str) -> ModuleType:
-    """The kernel module `name` ("lstm", "gru", "elman", "adam"), imported on first use so that
+    """The kernel module `name` ("lstm", "gru", "elman", "adam", ...), imported on first use so that
     `import rnnkit` does not import Numba."""
     if name not in _modules:
         _modules[name] = importlib.import_module(f".{name}", __name__)

@@ -72,6 +72,16 @@ def clear_rows(held_t, dz):
 
 
 @njit(inline="always")
+def passes_through(held, padded, t, b, dh, dy_previous):
+    """For a batch-major backward step: if sequence b is held at step t, dh[b] += dy_{t-1}[b]
+    (its gradient passes through the step) and True; else False, and the step computes it."""
+    if padded and held[t, b]:
+        dh[b] += dy_previous[b]
+        return True
+    return False
+
+
+@njit(inline="always")
 def carry_columns(held_t, dh, dy, previous, add_dy):
     """Before the step's dh += W_hh^T dz (beta = 1): a real sequence's dh restarts from
     dy_{t-1}, a held one keeps its gradient and adds dy_{t-1}. dh (H, B); dy (T, B, H), read at

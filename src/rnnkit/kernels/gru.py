@@ -23,7 +23,7 @@ from types import SimpleNamespace
 import numpy as np
 from numba import njit
 
-from ._padding import any_held, clear_rows, held_steps, hold_rows
+from ._padding import any_held, clear_rows, held_steps, hold_rows, passes_through
 from ._recurrent_dropout import add_product, fed, mask_for_loop
 from ._sequence import bias_or_zeros, loop_masks, output_gradients
 from .activations import scalar, sigmoid, tanh
@@ -96,8 +96,7 @@ def backward_loop(address, w_hh, act, kept, h, dy, dh, d_input, d_recurrent, hel
         dy_prev = dy[t - 1] if has_dy and t > 0 else no_dy
         padded = any_held(held, t)
         for b in range(batch):
-            if padded and held[t, b]:  # passes dh through: dh_{t-1} = dh_t + dy_{t-1}
-                dh[b] += dy_prev[b]
+            if passes_through(held, padded, t, b, dh, dy_prev):
                 continue
             _gradient_row(act[t, b], kept[t, b], h[t, b], dh[b], dy_prev[b], d_input[t, b], d_recurrent[t, b],
                           hidden, one)
