@@ -55,6 +55,7 @@ LSTM_OPTIONS = {
     "layer norm": {"layer_norm": True},
     "bidirectional (per direction)": {"bidirectional": True},
     "B=1 (per step, vs B=32)": {"batch": 1},
+    "B=1, NumPy loop": {"batch": 1, "kernels": False},
 }
 GRU_OPTIONS = {
     "PyTorch GRU (reference)": {},
@@ -86,7 +87,7 @@ def runner(cls, hidden: int, options: dict):
     cell = layer._cells[0][0]
     with nullcontext() if compiled else kernels.use_kernels(False):
         fused = cell.fused()
-    numpy_loop = fused is None or batch == 1  # the time loop's rule (rnnkit.timeloop)
+    numpy_loop = fused is None  # the time loop's rule (rnnkit.timeloop)
     return step, ("NumPy loop" if numpy_loop else f"compiled ({fused.__name__.rsplit('.', 1)[-1]})")
 
 

@@ -85,7 +85,8 @@ def test_kernels_match_numpy(kind, dtype):
 
 @pytest.mark.parametrize("kind", ["lstm", "gru", "gru_textbook", "rnn_tanh", "lstm_V", "lstm_CIFG"])
 @pytest.mark.parametrize("variation", [{"bias": False}, {"with_dy": False}, {"layers": 1, "bidirectional": False},
-                                       {"steps": 1, "batch": 2}])
+                                       {"steps": 1, "batch": 2}, {"batch": 1}, {"batch": 1, "with_dy": False},
+                                       {"batch": 1, "dropout": {"recurrent_dropout": 0.5}}])
 def test_kernels_match_numpy_variations(kind, variation):
     assert_agree(run_layer(kind, np.float32, True, **variation), run_layer(kind, np.float32, False, **variation),
                  TOLERANCE[np.float32])
@@ -95,9 +96,9 @@ def test_kernels_match_numpy_variations(kind, variation):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_kernels_match_numpy_on_padded_batches(kind, dtype):
     """The hold-the-state rule inside the compiled loops: sequences of 5, 2, 0 and 4 real steps
-    (one all padding), both directions, with and without output gradients."""
-    for with_dy in (True, False):
-        options = {"steps": 5, "batch": 4, "lengths": [5, 2, 0, 4], "with_dy": with_dy}
+    (one all padding), both directions, with and without output gradients; one sequence of 3."""
+    for with_dy, lengths in ((True, [5, 2, 0, 4]), (False, [5, 2, 0, 4]), (True, [3])):
+        options = {"steps": 5, "batch": len(lengths), "lengths": lengths, "with_dy": with_dy}
         assert_agree(run_layer(kind, dtype, True, **options), run_layer(kind, dtype, False, **options),
                      TOLERANCE[dtype])
 
@@ -233,9 +234,9 @@ def test_add_matmul_accumulates_for_every_layout():
 
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh", "lstm_V"])
 def test_kernels_leave_their_inputs_alone(kind):
-    """One sequence of one step, straight into the kernel (the time loop keeps B = 1 in NumPy):
-    every (1, H) state is contiguous both ways, so a kernel that wrote into an
-    `ascontiguousarray` of it would change the caller's array. And the numbers still agree."""
+    """One sequence of one step, straight into the kernel: every (1, H) state is contiguous both
+    ways, so a kernel that wrote into an `ascontiguousarray` of it would change the caller's
+    array. And the numbers still agree."""
     cls, options = LAYERS[kind]
     cell = cls(3, 4, rng=1, **options)._cells[0][0]
     rng = np.random.default_rng(2)

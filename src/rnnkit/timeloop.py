@@ -67,9 +67,7 @@ def forward_sequence(cell: Cell, x: np.ndarray, state0: State, reverse: bool = F
     if reverse:
         x = x[::-1]
     x = np.ascontiguousarray(x if input_mask is None else x * input_mask)  # the same mask at every step
-    # One sequence (B = 1) stays in NumPy: its matrix-vector products beat a BLAS GEMM, which
-    # repacks W_hh at every step (2.5x at H = 512, measured).
-    fused = cell.fused() if x.shape[1] > 1 else None
+    fused = cell.fused()
     if fused is not None:  # the same loop, compiled, projection included (rnnkit.kernels)
         outputs, state, cache = fused.forward_sequence(cell, x, state0, mask, recurrent_mask)
         cache.x, cache.mask, cache.input_mask, cache.recurrent_mask = x, mask, input_mask, recurrent_mask
@@ -103,7 +101,7 @@ def backward_sequence(cell: Cell, d_outputs: np.ndarray | None, d_state: State, 
         d_outputs = d_outputs[::-1]
 
     mask = getattr(cache, "mask", None)
-    fused = cell.fused() if batch > 1 and record is None else None
+    fused = cell.fused() if record is None else None
     if fused is not None:  # the same loop and weight gradients, compiled
         dx, d_state = fused.backward_sequence(cell, d_outputs, d_state, cache)
         return _input_gradient(dx, cache, reverse), d_state

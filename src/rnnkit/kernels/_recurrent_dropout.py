@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .blas import gemm
+from .blas import product
 
 
 def mask_for_loop(mask: np.ndarray | None, dtype, feature_major: bool) -> np.ndarray:
@@ -41,12 +41,12 @@ def fed(h, dropped, scratch):
 
 
 @njit(inline="always")
-def add_product(address, a, b, dh, dropped, scratch):
+def add_product(addresses, a, b, dh, dropped, scratch):
     """dh += a @ b, or dh += dropped * (a @ b) (the product made in scratch first)."""
     if dropped.shape[0] == 0:
-        gemm(address, a, b, dh, False, False, 1.0)
+        product(addresses, a, b, dh, 1.0)
         return
-    gemm(address, a, b, scratch, False, False, 0.0)
+    product(addresses, a, b, scratch, 0.0)
     rows, columns = dh.shape
     for k in range(rows):
         for n in range(columns):

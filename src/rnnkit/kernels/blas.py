@@ -12,6 +12,7 @@ would be baked into Numba's on-disk cache, and the address changes from process 
 
     gemm(address, a, b, c, trans_a, trans_b, beta)     c = op(a) @ op(b) + beta * c
     gemv(address, a, x, y, beta)                       y = a @ x + beta * y   (one sequence)
+    product((gemm, gemv), a, b, c, beta)               c = a @ b + beta * c, a GEMV for one sequence
 
 with a, b, c 2-D row-major arrays whose rows may be strided (views of bigger arrays) but whose
 elements are contiguous. `find_gemm(dtype)` returns the address, or None when this NumPy has no
@@ -29,7 +30,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["find_gemm", "find_gemv", "gemm", "gemv", "project"]
+__all__ = ["find_gemm", "find_gemv", "find_blas", "gemm", "gemv", "product", "project"]
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 # Symbol names by dtype, newest wheels first (NumPy >= 2: scipy-openblas; 1.22-1.26: openblas64_).
@@ -57,6 +58,11 @@ def find_gemm(dtype) -> int | None:
 def find_gemv(dtype) -> int | None:
     """The address of NumPy's bundled CBLAS GEMV for `dtype`, or None."""
     return _find("gemv", np.dtype(dtype))
+
+
+def find_blas(dtype) -> tuple[int, int]:
+    """(GEMM, GEMV) addresses for `product`; call only where `rnnkit.kernels.available` holds."""
+    return find_gemm(dtype), find_gemv(dtype)
 
 
 def _find(routine: str, dtype: np.dtype) -> int | None:
@@ -122,21 +128,20 @@ def gemm(address, a, b, c, trans_a, trans_b, beta):
 
 
 @intrinsic
-def _call_gemv(typingctx, address, m, n, alpha, a, lda, x, beta, y):
-    """cblas_?gemv64_(RowMajor, NoTrans, m, n, alpha, a, lda, x, 1, beta, y, 1)."""
-    sig = types.void(address, m, n, alpha, a, lda, x, beta, y)
+def _call_gemv(typingctx, address, trans, m, n, alpha, a, lda, x, incx, beta, y, incy):
+    """cblas_?gemv64_(RowMajor, trans, m, n, alpha, a, lda, x, incx, beta, y, incy)."""
+    sig = types.void(address, trans, m, n, alpha, a, lda, x, incx, beta, y, incy)
 
     def codegen(context, builder, signature, args):
         i32, i64, byte_ptr = ir.IntType(32), ir.IntType(64), ir.IntType(8).as_pointer()
-        real = context.get_value_type(signature.args[3])
+        real = context.get_value_type(signature.args[4])
         function_type = ir.FunctionType(ir.VoidType(), [i32, i32, i64, i64, real, byte_ptr, i64, byte_ptr, i64,
                                                         real, byte_ptr, i64])
-        (address_, m_, n_, alpha_, a_, lda_, x_, beta_, y_) = args
+        (address_, trans_, m_, n_, alpha_, a_, lda_, x_, incx_, beta_, y_, incy_) = args
         function = builder.inttoptr(address_, function_type.as_pointer())
         as_ptr = lambda value: builder.inttoptr(value, byte_ptr)  # noqa: E731
-        one = ir.Constant(i64, 1)
-        builder.call(function, [ir.Constant(i32, ROW_MAJOR), ir.Constant(i32, NO_TRANS), m_, n_, alpha_, as_ptr(a_),
-                                lda_, as_ptr(x_), one, beta_, as_ptr(y_), one])
+        builder.call(function, [ir.Constant(i32, ROW_MAJOR), builder.trunc(trans_, i32), m_, n_, alpha_, as_ptr(a_),
+                                lda_, as_ptr(x_), incx_, beta_, as_ptr(y_), incy_])
         return context.get_dummy_value()
 
     return sig, codegen
@@ -147,8 +152,30 @@ def gemv(address, a, x, y, beta):
     """y = a @ x + beta * y for a 2-D a (rows contiguous) and contiguous 1-D x, y. For one
     sequence (B = 1) OpenBLAS's GEMV beats its GEMM, which packs the whole matrix first."""
     m, n = a.shape
-    _call_gemv(np.int64(address), np.int64(m), np.int64(n), y.dtype.type(1.0), np.int64(a.ctypes.data), _leading(a),
-               np.int64(x.ctypes.data), y.dtype.type(beta), np.int64(y.ctypes.data))
+    one = np.int64(1)
+    _call_gemv(np.int64(address), np.int64(NO_TRANS), np.int64(m), np.int64(n), y.dtype.type(1.0),
+               np.int64(a.ctypes.data), _leading(a), np.int64(x.ctypes.data), one, y.dtype.type(beta),
+               np.int64(y.ctypes.data), one)
+
+
+@njit(cache=True)
+def product(addresses, a, b, c, beta):
+    """c = a @ b + beta * c for a time step's product; addresses = (GEMM, GEMV). One sequence
+    makes c one column (feature-major loops) or one row (batch-major ones): then it is a GEMV,
+    reading the vector in place whatever its stride, as `gemv` explains; else a GEMM."""
+    item = c.itemsize
+    if c.shape[1] == 1 and c.shape[0] > 1:  # c[:, 0] = a @ b[:, 0]
+        m, n = a.shape
+        _call_gemv(np.int64(addresses[1]), np.int64(NO_TRANS), np.int64(m), np.int64(n), c.dtype.type(1.0),
+                   np.int64(a.ctypes.data), _leading(a), np.int64(b.ctypes.data), np.int64(b.strides[0] // item),
+                   c.dtype.type(beta), np.int64(c.ctypes.data), np.int64(c.strides[0] // item))
+    elif c.shape[0] == 1:  # c[0] = b.T @ a[0]
+        m, n = b.shape
+        _call_gemv(np.int64(addresses[1]), np.int64(TRANS), np.int64(m), np.int64(n), c.dtype.type(1.0),
+                   np.int64(b.ctypes.data), _leading(b), np.int64(a.ctypes.data), np.int64(a.strides[1] // item),
+                   c.dtype.type(beta), np.int64(c.ctypes.data), np.int64(c.strides[1] // item))
+    else:
+        gemm(addresses[0], a, b, c, False, False, beta)
 
 
 @njit(cache=True)

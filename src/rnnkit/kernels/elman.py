@@ -18,7 +18,7 @@ from ._padding import any_held, carry_rows, clear_rows, held_steps, hold_rows
 from ._recurrent_dropout import add_product, fed, mask_for_loop
 from ._sequence import bias_or_zeros, loop_masks, output_gradients
 from .activations import ACTIVATION_CODES, activate, activation_grad
-from .blas import find_gemm, find_gemv, gemm, project
+from .blas import find_blas, find_gemm, find_gemv, product, project
 
 kernel = njit(cache=True, error_model="numpy")
 
@@ -30,14 +30,14 @@ def _activate_row(z, bias, h, code, slope):
 
 
 @kernel
-def forward_loop(address, w_hh_t, b_hh, projection, h, held, dropped, code, slope):
+def forward_loop(addresses, w_hh_t, b_hh, projection, h, held, dropped, code, slope):
     """projection: (T, B, H) input projections, used as scratch; h: (T+1, B, H) with h[0] set;
     held: (T, B) padded steps, or (0, B) (`_padding`); dropped: the recurrent dropout mask
     (B, H), or (0, 0) (`_recurrent_dropout`)."""
     steps, batch, _ = projection.shape
     operand = np.empty_like(h[0])
     for t in range(steps):
-        gemm(address, fed(h[t], dropped, operand), w_hh_t, projection[t], False, False, 1.0)
+        product(addresses, fed(h[t], dropped, operand), w_hh_t, projection[t], 1.0)
         for b in range(batch):
             _activate_row(projection[t, b], b_hh, h[t + 1, b], code, slope)
         if any_held(held, t):
@@ -45,7 +45,7 @@ def forward_loop(address, w_hh_t, b_hh, projection, h, held, dropped, code, slop
 
 
 @kernel
-def backward_loop(address, w_hh, h, dy, dh, dz, held, dropped, code, slope):
+def backward_loop(addresses, w_hh, h, dy, dh, dz, held, dropped, code, slope):
     """dy: (T, B, H) or (0, B, H); dh: (B, H) dL/dh_T in, dL/dh_0 out; dz: (T, B, H) written;
     a held (padded) sequence's dh passes through its step, with dz = 0."""
     steps, batch, hidden = dz.shape
@@ -65,11 +65,11 @@ def backward_loop(address, w_hh, h, dy, dh, dz, held, dropped, code, slope):
         elif add_dy:
             dh[:] = dy[t - 1]
         elif dropped.shape[0] == 0:  # dh = dz_t W_hh, nothing to add it to
-            gemm(address, dz[t], w_hh, dh, False, False, 0.0)
+            product(addresses, dz[t], w_hh, dh, 0.0)
             continue
         else:
             dh[:] = 0.0
-        add_product(address, dz[t], w_hh, dh, dropped, scratch)
+        add_product(addresses, dz[t], w_hh, dh, dropped, scratch)
 
 
 @kernel
@@ -97,7 +97,7 @@ def forward_sequence(cell, x: np.ndarray, state0, mask=None, recurrent_mask=None
     h = np.empty((steps + 1, batch, cell.hidden_size), dtype)
     h[0] = state0[0]
     w_hh_t = np.ascontiguousarray(cell.weight_hh.value.T)
-    forward_loop(find_gemm(dtype), w_hh_t, bias_or_zeros(cell.bias_hh, rows, dtype), projection, h,
+    forward_loop(find_blas(dtype), w_hh_t, bias_or_zeros(cell.bias_hh, rows, dtype), projection, h,
                  held_steps(mask, batch), mask_for_loop(recurrent_mask, dtype, feature_major=False),
                  *_activation(cell, dtype))
     return h[1:], (h[-1],), SimpleNamespace(h=h, recurrent_mask=None)
@@ -110,7 +110,7 @@ def backward_sequence(cell, d_outputs, d_state, cache):
     dh = np.array(d_state[0], dtype=h.dtype, order="C")
     dy = output_gradients(d_outputs, batch, hidden, h.dtype)
     held, dropped = loop_masks(cache, batch, h.dtype, feature_major=False)
-    backward_loop(find_gemm(h.dtype), cell.weight_hh.value, h, dy, dh, dz, held, dropped, *_activation(cell, h.dtype))
+    backward_loop(find_blas(h.dtype), cell.weight_hh.value, h, dy, dh, dz, held, dropped, *_activation(cell, h.dtype))
     return cell.finish_backward(cache, dz, dz), (dh,)
 
 

@@ -27,7 +27,7 @@ from ._padding import any_held, clear_rows, held_steps, hold_rows, passes_throug
 from ._recurrent_dropout import add_product, fed, mask_for_loop
 from ._sequence import bias_or_zeros, loop_masks, output_gradients
 from .activations import scalar, sigmoid, tanh
-from .blas import find_gemm, find_gemv, gemm, project
+from .blas import find_blas, find_gemm, find_gemv, product, project
 
 kernel = njit(cache=True, error_model="numpy")
 
@@ -65,7 +65,7 @@ def _gradient_row(gates, q, h_prev, dh, dy_prev, d_in, d_rec, hidden, one):
 
 
 @kernel
-def forward_loop(address, w_hh_t, b_hh, act, kept, h, recurrent, held, dropped):
+def forward_loop(addresses, w_hh_t, b_hh, act, kept, h, recurrent, held, dropped):
     """act: (T, B, 3H) input projections in, r, z, n out; kept: (T, B, H) q out; h: (T+1, B, H)
     with h[0] the initial state; recurrent: (B, 3H) scratch; w_hh_t: W_hh^T, contiguous; held:
     (T, B) padded steps, or (0, B) (`_padding`); dropped: the recurrent dropout mask (B, H), or
@@ -74,7 +74,7 @@ def forward_loop(address, w_hh_t, b_hh, act, kept, h, recurrent, held, dropped):
     hidden = rows // 3
     operand = np.empty_like(h[0])
     for t in range(steps):
-        gemm(address, fed(h[t], dropped, operand), w_hh_t, recurrent, False, False, 0.0)
+        product(addresses, fed(h[t], dropped, operand), w_hh_t, recurrent, 0.0)
         for b in range(batch):
             _activate_row(act[t, b], recurrent[b], b_hh, h[t, b], kept[t, b], h[t + 1, b], hidden)
         if any_held(held, t):
@@ -82,7 +82,7 @@ def forward_loop(address, w_hh_t, b_hh, act, kept, h, recurrent, held, dropped):
 
 
 @kernel
-def backward_loop(address, w_hh, act, kept, h, dy, dh, d_input, d_recurrent, held, dropped):
+def backward_loop(addresses, w_hh, act, kept, h, dy, dh, d_input, d_recurrent, held, dropped):
     """dy: (T, B, H) or (0, B, H) for none; dh: (B, H) dL/dh_T in, dL/dh_0 out; d_input and
     d_recurrent: (T, B, 3H), written. A held (padded) sequence's dh passes through its step."""
     steps, batch, rows = act.shape
@@ -103,7 +103,7 @@ def backward_loop(address, w_hh, act, kept, h, dy, dh, d_input, d_recurrent, hel
         if padded:
             clear_rows(held[t], d_input[t])
             clear_rows(held[t], d_recurrent[t])
-        add_product(address, d_recurrent[t], w_hh, dh, dropped, scratch)
+        add_product(addresses, d_recurrent[t], w_hh, dh, dropped, scratch)
 
 
 @kernel
@@ -129,7 +129,7 @@ def forward_sequence(cell, x: np.ndarray, state0, mask=None, recurrent_mask=None
     h[0] = state0[0]
     kept = np.empty((steps, batch, cell.hidden_size), dtype)
     w_hh_t = np.ascontiguousarray(cell.weight_hh.value.T)
-    forward_loop(find_gemm(dtype), w_hh_t, bias_or_zeros(cell.bias_hh, rows, dtype), projection, kept, h,
+    forward_loop(find_blas(dtype), w_hh_t, bias_or_zeros(cell.bias_hh, rows, dtype), projection, kept, h,
                  np.empty((batch, rows), dtype), held_steps(mask, batch),
                  mask_for_loop(recurrent_mask, dtype, feature_major=False))
     return h[1:], (h[-1],), SimpleNamespace(h=h, act=projection, kept=kept, recurrent_mask=None)
@@ -141,7 +141,7 @@ def backward_sequence(cell, d_outputs, d_state, cache):
     d_input, d_recurrent = np.empty_like(act), np.empty_like(act)
     dh = np.array(d_state[0], dtype=act.dtype, order="C")
     dy = output_gradients(d_outputs, batch, cell.hidden_size, act.dtype)
-    backward_loop(find_gemm(act.dtype), cell.weight_hh.value, act, cache.kept, cache.h, dy, dh, d_input, d_recurrent,
+    backward_loop(find_blas(act.dtype), cell.weight_hh.value, act, cache.kept, cache.h, dy, dh, d_input, d_recurrent,
                   *loop_masks(cache, batch, act.dtype, feature_major=False))
     return cell.finish_backward(cache, d_input, d_recurrent), (dh,)
 

@@ -33,7 +33,7 @@ from ._padding import any_held, clear_rows, held_steps, hold_rows, passes_throug
 from ._recurrent_dropout import add_product, fed, mask_for_loop
 from ._sequence import bias_or_zeros, loop_masks, output_gradients
 from .activations import scalar, sigmoid, tanh
-from .blas import find_gemm, gemm
+from .blas import find_blas, product
 
 kernel = njit(cache=True, error_model="numpy")
 
@@ -61,7 +61,7 @@ def _candidate_row(a, q, bias, h_prev, h, hidden):
 
 
 @kernel
-def forward_loop(address, w_gates_t, w_candidate_t, b_hh, act, kept, h, held, dropped):
+def forward_loop(addresses, w_gates_t, w_candidate_t, b_hh, act, kept, h, held, dropped):
     """act: (T, B, 3H) input projections in, r, z, n out; kept: (T, B, H) written; h: (T+1, B, H)
     with h[0] the initial state; w_gates_t (H, 2H) and w_candidate_t (H, H): W_g^T and W_hn^T,
     contiguous; held, dropped: as in `gru.forward_loop`."""
@@ -72,10 +72,10 @@ def forward_loop(address, w_gates_t, w_candidate_t, b_hh, act, kept, h, held, dr
     operand = np.empty((batch, hidden), act.dtype)
     for t in range(steps):
         u = fed(h[t], dropped, operand)
-        gemm(address, u, w_gates_t, gates_product, False, False, 0.0)
+        product(addresses, u, w_gates_t, gates_product, 0.0)
         for b in range(batch):
             _gates_row(act[t, b], gates_product[b], b_hh, u[b], kept[t, b], hidden)
-        gemm(address, kept[t], w_candidate_t, candidate_product, False, False, 0.0)
+        product(addresses, kept[t], w_candidate_t, candidate_product, 0.0)
         for b in range(batch):
             _candidate_row(act[t, b], candidate_product[b], b_hh, h[t, b], h[t + 1, b], hidden)
         if any_held(held, t):
@@ -103,7 +103,7 @@ def _reset_row(gates, u, e, d_act, fed_grad, mask, hidden, one):
 
 
 @kernel
-def backward_loop(address, w_gates, w_candidate, act, kept, h, dy, dh, d_act, held, dropped):
+def backward_loop(addresses, w_gates, w_candidate, act, kept, h, dy, dh, d_act, held, dropped):
     """dy: (T, B, H) or (0, B, H) for none; dh: (B, H) dL/dh_T in, dL/dh_0 out; d_act: (T, B, 3H)
     dz_r, dz_z, dz_n written; w_gates (2H, H), w_candidate (H, H): W_g and W_hn."""
     steps, batch, rows = act.shape
@@ -125,12 +125,12 @@ def backward_loop(address, w_gates, w_candidate, act, kept, h, dy, dh, d_act, he
                 _update_row(act[t, b], h[t, b], dh[b], dy_prev[b], d_act[t, b], hidden, one)
         if padded:
             clear_rows(held[t], d_act[t])
-        gemm(address, d_act[t, :, 2 * hidden:], w_candidate, e, False, False, 0.0)
+        product(addresses, d_act[t, :, 2 * hidden:], w_candidate, e, 0.0)
         u = fed(h[t], dropped, operand)
         for b in range(batch):
             _reset_row(act[t, b], u[b], e[b], d_act[t, b], fed_grad[b],
                        dropped[b] if dropped.shape[0] > 0 else ones, hidden, one)
-        add_product(address, d_act[t, :, :2 * hidden], w_gates, fed_grad, dropped, operand)
+        add_product(addresses, d_act[t, :, :2 * hidden], w_gates, fed_grad, dropped, operand)
         dh += fed_grad
 
 
@@ -144,7 +144,7 @@ def forward_sequence(cell, x: np.ndarray, state0, mask=None, recurrent_mask=None
     h[0] = state0[0]
     kept = np.empty((steps, batch, hidden), dtype)
     w = cell.weight_hh.value
-    forward_loop(find_gemm(dtype), np.ascontiguousarray(w[:2 * hidden].T), np.ascontiguousarray(w[2 * hidden:].T),
+    forward_loop(find_blas(dtype), np.ascontiguousarray(w[:2 * hidden].T), np.ascontiguousarray(w[2 * hidden:].T),
                  bias_or_zeros(cell.bias_hh, rows, dtype), projection, kept, h, held_steps(mask, batch),
                  mask_for_loop(recurrent_mask, dtype, feature_major=False))
     return h[1:], (h[-1],), SimpleNamespace(h=h, act=projection, kept=kept, recurrent_mask=None)
@@ -158,7 +158,7 @@ def backward_sequence(cell, d_outputs, d_state, cache):
     dh = np.array(d_state[0], dtype=act.dtype, order="C")
     dy = output_gradients(d_outputs, batch, hidden, act.dtype)
     w = cell.weight_hh.value
-    backward_loop(find_gemm(act.dtype), w[:2 * hidden], w[2 * hidden:], act, cache.kept, cache.h, dy, dh, d_act,
+    backward_loop(find_blas(act.dtype), w[:2 * hidden], w[2 * hidden:], act, cache.kept, cache.h, dy, dh, d_act,
                   *loop_masks(cache, batch, act.dtype, feature_major=False))
     return cell.finish_backward(cache, d_act, d_act), (dh,)
 

@@ -35,7 +35,7 @@ from ._padding import any_held, carry_columns, clear_columns, held_steps, hold_c
 from ._recurrent_dropout import add_product, fed, mask_for_loop
 from ._sequence import bias_or_zeros, loop_masks, output_gradients
 from .activations import scalar, sigmoid, tanh
-from .blas import find_gemm, find_gemv, gemm, project
+from .blas import find_blas, find_gemm, find_gemv, gemm, product, project
 
 kernel = njit(cache=True, error_model="numpy")
 
@@ -104,7 +104,7 @@ def _gradient_unit(act, c_all, s_all, dh, dc, dz, j, hidden, t, batch, one):
 
 
 @kernel
-def forward_loop(address, w_hh, bias, act, h_now, c, s, h, held, dropped):
+def forward_loop(addresses, w_hh, bias, act, h_now, c, s, h, held, dropped):
     """act: (4H, T*B) input projections W_ih x_t (no bias) in, gate activations out; c:
     (H, (T+1)*B) with c_0 in the first B columns; s: (H, T*B); h_now: (H, B), h_0 in, h_T out
     (the GEMM's operand); h: (T+1, B, H), every h_t batch-major (h[0] is not touched). bias:
@@ -113,7 +113,7 @@ def forward_loop(address, w_hh, bias, act, h_now, c, s, h, held, dropped):
     steps, batch, hidden = h.shape[0] - 1, h.shape[1], h.shape[2]
     operand = np.empty_like(h_now)
     for t in range(steps):
-        gemm(address, w_hh, fed(h_now, dropped, operand), act[:, t * batch:(t + 1) * batch], False, False, 1.0)
+        product(addresses, w_hh, fed(h_now, dropped, operand), act[:, t * batch:(t + 1) * batch], 1.0)
         for j in range(hidden):
             _activate_unit(act, bias, c, s, h_now, j, hidden, t, batch)
         hold_state(held, t, c, h, h_now)
@@ -131,7 +131,7 @@ def hold_state(held, t, c, h, h_now):
 
 
 @kernel
-def backward_loop(address, w_hh_t, act, c, s, dy, dh, dc, dz, held, dropped):
+def backward_loop(addresses, w_hh_t, act, c, s, dy, dh, dc, dz, held, dropped):
     """dy: (T, B, H) output gradients, or (0, B, H) for none; dh, dc: (H, B) gradients w.r.t.
     the final state in, the initial state out; dz: (4H, T*B) written. w_hh_t: W_hh^T (H, 4H);
     held, dropped: as forward's."""
@@ -148,12 +148,12 @@ def backward_loop(address, w_hh_t, act, c, s, dy, dh, dc, dz, held, dropped):
             dc_held[:] = dc
         for j in range(hidden):
             _gradient_unit(act, c, s, dh, dc, dz, j, hidden, t, batch, one)
-        next_state_gradient(address, w_hh_t, dz[:, t * batch:(t + 1) * batch], dy, dh, dc, held, dc_held, t,
+        next_state_gradient(addresses, w_hh_t, dz[:, t * batch:(t + 1) * batch], dy, dh, dc, held, dc_held, t,
                             padded, has_dy, dropped, scratch)
 
 
 @njit(inline="always")
-def next_state_gradient(address, w_hh_t, dz_t, dy, dh, dc, held, dc_held, t, padded, has_dy, dropped, scratch):
+def next_state_gradient(addresses, w_hh_t, dz_t, dy, dh, dc, held, dc_held, t, padded, has_dy, dropped, scratch):
     """After step t's dz (and dc = dL/dc_{t-1}): dh becomes dy_{t-1} + W_hh^T dz_t (times the
     recurrent dropout mask); a padded sequence instead passes its dh and dc through unchanged,
     and its dz_t is cleared."""
@@ -165,11 +165,11 @@ def next_state_gradient(address, w_hh_t, dz_t, dy, dh, dc, held, dc_held, t, pad
     elif add_dy:
         _add_transposed(dh, dy[t - 1], scalar(dh, 0.0))
     elif dropped.shape[0] == 0:  # dh = W_hh^T dz_t, nothing to add it to
-        gemm(address, w_hh_t, dz_t, dh, False, False, 0.0)
+        product(addresses, w_hh_t, dz_t, dh, 0.0)
         return
     else:
         dh[:] = 0.0
-    add_product(address, w_hh_t, dz_t, dh, dropped, scratch)
+    add_product(addresses, w_hh_t, dz_t, dh, dropped, scratch)
 
 
 @njit(inline="always", error_model="numpy")
@@ -203,7 +203,7 @@ def forward_sequence(cell, x: np.ndarray, state0, mask=None, recurrent_mask=None
     """The whole forward of one direction: x (T, B, I) -> (outputs (T, B, H), state, cache);
     mask (T, B): the real steps (None: all); recurrent_mask (B, H): recurrent dropout (None: none)."""
     act, bias, h_now, c, s, h = forward_buffers(cell, x, state0, 4 * cell.hidden_size)
-    forward_loop(find_gemm(x.dtype), cell.weight_hh.value, bias, act, h_now, c, s, h, held_steps(mask, x.shape[1]),
+    forward_loop(find_blas(x.dtype), cell.weight_hh.value, bias, act, h_now, c, s, h, held_steps(mask, x.shape[1]),
                  mask_for_loop(recurrent_mask, x.dtype, feature_major=True))
     return forward_result(act, c, s, h)
 
@@ -246,7 +246,7 @@ def backward_sequence(cell, d_outputs, d_state, cache):
     """The whole backward of one direction: returns (dL/dx (T, B, I), dL/d state0); adds the
     parameter gradients."""
     cache, dz, dh, dc, dy, w_hh_t = backward_buffers(cell, d_outputs, d_state, cache)
-    backward_loop(find_gemm(cache.x.dtype), w_hh_t, cache.act_fm, cache.c_fm, cache.s_fm, dy, dh, dc, dz,
+    backward_loop(find_blas(cache.x.dtype), w_hh_t, cache.act_fm, cache.c_fm, cache.s_fm, dy, dh, dc, dz,
                   *loop_masks(cache, dh.shape[1], dh.dtype, feature_major=True))
     return finish_backward(cell, cache, dz, dh, dc)
 

@@ -38,7 +38,7 @@ from ._padding import any_held, held_steps
 from ._recurrent_dropout import fed, mask_for_loop
 from ._sequence import loop_masks
 from .activations import scalar, sigmoid, tanh
-from .blas import find_gemm, gemm
+from .blas import find_blas, product
 from .lstm import (
     _add_transposed,
     backward_buffers,
@@ -224,14 +224,14 @@ def _backward_unit(act, peep, layout, c_all, s_all, dh, dc, dz, scratch, j, t, b
 
 
 @kernel
-def forward_loop(address, w_hh, bias, peep, layout, act, h_now, c, s, h, held, dropped, scratch):
+def forward_loop(addresses, w_hh, bias, peep, layout, act, h_now, c, s, h, held, dropped, scratch):
     """As `lstm.forward_loop`, for any structure: act (G*H, T*B) input projections in, gate
     activations out; peep (3, H) peepholes of i, f, o (zeros where absent); scratch (4, B)."""
     steps, batch, hidden = h.shape[0] - 1, h.shape[1], h.shape[2]
     scratch[ONES, :batch] = 1.0
     operand = np.empty_like(h_now)
     for t in range(steps):
-        gemm(address, w_hh, fed(h_now, dropped, operand), act[:, t * batch:(t + 1) * batch], False, False, 1.0)
+        product(addresses, w_hh, fed(h_now, dropped, operand), act[:, t * batch:(t + 1) * batch], 1.0)
         for j in range(hidden):
             _forward_unit(act, bias, peep, layout, c, s, h_now, scratch, j, t, batch)
         hold_state(held, t, c, h, h_now)
@@ -240,7 +240,7 @@ def forward_loop(address, w_hh, bias, peep, layout, act, h_now, c, s, h, held, d
 
 
 @kernel
-def backward_loop(address, w_hh_t, peep, layout, act, c, s, dy, dh, dc, dz, held, dropped, scratch):
+def backward_loop(addresses, w_hh_t, peep, layout, act, c, s, dy, dh, dc, dz, held, dropped, scratch):
     """As `lstm.backward_loop`, for any structure; dz (G*H, T*B) written."""
     hidden, batch = dh.shape
     steps = act.shape[1] // batch
@@ -255,7 +255,7 @@ def backward_loop(address, w_hh_t, peep, layout, act, c, s, dy, dh, dc, dz, held
             dc_held[:] = dc
         for j in range(hidden):
             _backward_unit(act, peep, layout, c, s, dh, dc, dz, scratch, j, t, batch)
-        next_state_gradient(address, w_hh_t, dz[:, t * batch:(t + 1) * batch], dy, dh, dc, held, dc_held, t,
+        next_state_gradient(addresses, w_hh_t, dz[:, t * batch:(t + 1) * batch], dy, dh, dc, held, dc_held, t,
                             padded, has_dy, dropped, dh_scratch)
 
 
@@ -282,7 +282,7 @@ def forward_sequence(cell, x: np.ndarray, state0, mask=None, recurrent_mask=None
     """The whole forward of one direction: x (T, B, I) -> (outputs (T, B, H), state, cache); the
     buffers, the cache and the masks are the standard kernel's (`lstm.forward_sequence`)."""
     act, bias, h_now, c, s, h = forward_buffers(cell, x, state0, cell.num_blocks * cell.hidden_size)
-    forward_loop(find_gemm(x.dtype), cell.weight_hh.value, bias, _peepholes(cell), _layout(cell), act, h_now, c, s,
+    forward_loop(find_blas(x.dtype), cell.weight_hh.value, bias, _peepholes(cell), _layout(cell), act, h_now, c, s,
                  h, held_steps(mask, x.shape[1]), mask_for_loop(recurrent_mask, x.dtype, feature_major=True),
                  np.empty((4, x.shape[1]), x.dtype))
     return forward_result(act, c, s, h)
@@ -293,7 +293,7 @@ def backward_sequence(cell, d_outputs, d_state, cache):
     parameter gradients (the buffers and the work after the loop are the standard kernel's)."""
     cache, dz, dh, dc, dy, w_hh_t = backward_buffers(cell, d_outputs, d_state, cache)
     dtype, batch = cache.x.dtype, cache.x.shape[1]
-    backward_loop(find_gemm(dtype), w_hh_t, _peepholes(cell), _layout(cell), cache.act_fm, cache.c_fm, cache.s_fm,
+    backward_loop(find_blas(dtype), w_hh_t, _peepholes(cell), _layout(cell), cache.act_fm, cache.c_fm, cache.s_fm,
                   dy, dh, dc, dz, *loop_masks(cache, batch, dtype, feature_major=True), np.empty((4, batch), dtype))
     return finish_backward(cell, cache, dz, dh, dc, d_peephole=_peephole_grads(cell, cache, dz))
 
