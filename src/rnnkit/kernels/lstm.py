@@ -32,6 +32,7 @@ from numba import njit
 
 from . import _workspace
 from ._padding import any_held, carry_columns, clear_columns, held_steps, hold_columns
+from ._prefetch import AHEAD, prefetch_rows
 from ._recurrent_dropout import add_product, fed, mask_for_loop
 from ._sequence import bias_or_zeros, loop_masks, output_gradients
 from .activations import scalar, sigmoid, tanh
@@ -115,6 +116,10 @@ def forward_loop(addresses, w_hh, bias, act, h_now, c, s, h, held, dropped):
     for t in range(steps):
         product(addresses, w_hh, fed(h_now, dropped, operand), act[:, t * batch:(t + 1) * batch], 1.0)
         for j in range(hidden):
+            if j + AHEAD < hidden:  # unit j + AHEAD's rows of act, c_{t-1}, c_t and s
+                prefetch_rows(act, j + AHEAD, hidden, 4, t * batch, batch)
+                prefetch_rows(c, j + AHEAD, 0, 1, t * batch, 2 * batch)
+                prefetch_rows(s, j + AHEAD, 0, 1, t * batch, batch)
             _activate_unit(act, bias, c, s, h_now, j, hidden, t, batch)
         hold_state(held, t, c, h, h_now)
         for b in range(batch):  # the layer's output, batch-major for whatever reads it next
@@ -147,6 +152,11 @@ def backward_loop(addresses, w_hh_t, act, c, s, dy, dh, dc, dz, held, dropped):
         if padded:
             dc_held[:] = dc
         for j in range(hidden):
+            if j + AHEAD < hidden:  # unit j + AHEAD's rows of act, dz, c_{t-1} and s
+                prefetch_rows(act, j + AHEAD, hidden, 4, t * batch, batch)
+                prefetch_rows(dz, j + AHEAD, hidden, 4, t * batch, batch)
+                prefetch_rows(c, j + AHEAD, 0, 1, t * batch, batch)
+                prefetch_rows(s, j + AHEAD, 0, 1, t * batch, batch)
             _gradient_unit(act, c, s, dh, dc, dz, j, hidden, t, batch, one)
         next_state_gradient(addresses, w_hh_t, dz[:, t * batch:(t + 1) * batch], dy, dh, dc, held, dc_held, t,
                             padded, has_dy, dropped, scratch)

@@ -35,6 +35,7 @@ import numpy as np
 from numba import njit
 
 from ._padding import any_held, held_steps
+from ._prefetch import AHEAD, prefetch_rows
 from ._recurrent_dropout import fed, mask_for_loop
 from ._sequence import loop_masks
 from .activations import scalar, sigmoid, tanh
@@ -223,6 +224,14 @@ def _backward_unit(act, peep, layout, c_all, s_all, dh, dc, dz, scratch, j, t, b
         dz_g[b] = d_cell[b] * i[b] * derivative[b]
 
 
+@njit(inline="always")
+def _prefetch_unit(array, layout, j, now, batch):
+    """Prefetch unit j's rows of the blocks present (`_prefetch`)."""
+    for block in range(4):
+        if layout[block] >= 0:
+            prefetch_rows(array, layout[block] + j, 0, 1, now, batch)
+
+
 @kernel
 def forward_loop(addresses, w_hh, bias, peep, layout, act, h_now, c, s, h, held, dropped, scratch):
     """As `lstm.forward_loop`, for any structure: act (G*H, T*B) input projections in, gate
@@ -233,6 +242,10 @@ def forward_loop(addresses, w_hh, bias, peep, layout, act, h_now, c, s, h, held,
     for t in range(steps):
         product(addresses, w_hh, fed(h_now, dropped, operand), act[:, t * batch:(t + 1) * batch], 1.0)
         for j in range(hidden):
+            if j + AHEAD < hidden:
+                _prefetch_unit(act, layout, j + AHEAD, t * batch, batch)
+                prefetch_rows(c, j + AHEAD, 0, 1, t * batch, 2 * batch)
+                prefetch_rows(s, j + AHEAD, 0, 1, t * batch, batch)
             _forward_unit(act, bias, peep, layout, c, s, h_now, scratch, j, t, batch)
         hold_state(held, t, c, h, h_now)
         for b in range(batch):
@@ -254,6 +267,11 @@ def backward_loop(addresses, w_hh_t, peep, layout, act, c, s, dy, dh, dc, dz, he
         if padded:
             dc_held[:] = dc
         for j in range(hidden):
+            if j + AHEAD < hidden:
+                _prefetch_unit(act, layout, j + AHEAD, t * batch, batch)
+                _prefetch_unit(dz, layout, j + AHEAD, t * batch, batch)
+                prefetch_rows(c, j + AHEAD, 0, 1, t * batch, batch)
+                prefetch_rows(s, j + AHEAD, 0, 1, t * batch, batch)
             _backward_unit(act, peep, layout, c, s, dh, dc, dz, scratch, j, t, batch)
         next_state_gradient(addresses, w_hh_t, dz[:, t * batch:(t + 1) * batch], dy, dh, dc, held, dc_held, t,
                             padded, has_dy, dropped, dh_scratch)
