@@ -9,6 +9,12 @@ then takes the oneDNN path, aten::mkldnn_rnn_layer) and once with oneDNN switche
 ratio is taken against the faster of the two. Both sides start from the same weights; the
 script checks that their first logits agree.
 
+Sampling at B = 1 is bound by memory: every character reads every weight matrix once (about
+13 MB in float32). The script prints the rate at which each library reads them (weights per
+character x characters per second) beside the machine's own rate, measured in the same run as
+NumPy's matrix-vector product over a matrix of the same size (its median GB/s), and the share
+of that ceiling each library reaches.
+
     python benchmarks/bench_sample.py [--quick]
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_sample.py
 """
@@ -90,6 +96,32 @@ def check_agreement(net, modules) -> float:
     return worst
 
 
+def weight_bytes(net) -> int:
+    """Bytes of the weights one step reads: every recurrent and head matrix and bias, and one
+    embedding row (the rest of the embedding table is not touched)."""
+    total = 0
+    for name, value in net.state_dict().items():
+        total += value.nbytes if not name.startswith("embedding.") else value.nbytes // value.shape[0]
+    return total
+
+
+def read_bandwidth(nbytes: int, repeats: int = 30) -> float:
+    """The machine's read rate in GB/s: the median of NumPy's matrix-vector product over a
+    float32 matrix of `nbytes` (all cores NumPy's BLAS uses)."""
+    import time
+
+    rows = max(1, nbytes // (4 * 512))
+    matrix = np.random.default_rng(0).standard_normal((rows, 512)).astype(np.float32)
+    vector = np.ones(512, np.float32)
+    matrix @ vector
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        matrix @ vector
+        times.append(time.perf_counter() - start)
+    return matrix.nbytes / float(np.median(times)) / 1e9
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="500 characters, 2 repeats")
@@ -116,6 +148,13 @@ def main() -> None:
             for name, s in seconds.items()]
     print(_common.table(["library", "chars/s", "us/char", "vs best torch"], rows))
     print(f"ratio rnnkit / best PyTorch: {best_torch / seconds['rnnkit']:.2f}x")
+    per_char = weight_bytes(net)
+    ceiling = read_bandwidth(per_char)
+    print(f"\nweights read per character: {per_char / 1e6:.1f} MB; this machine's read rate (NumPy matrix-vector "
+          f"product over {per_char / 1e6:.1f} MB, median): {ceiling:.1f} GB/s")
+    for name, s in seconds.items():
+        rate = per_char * chars / s / 1e9
+        print(f"  {name:20s} {rate:5.1f} GB/s of weights, {100 * rate / ceiling:3.0f} % of that rate")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,9 @@ LSTM_VARIANTS = {
     "lstm_NIG_no_peephole": (rnnkit.LSTM, {"variant": "NIG", "peephole": False}),
     "lstm_cell_relu": (rnnkit.LSTM, {"cell_activation": "relu"}),
     "lstm_NOG_elu_tanh": (rnnkit.LSTM, {"variant": "NOG", "cell_activation": "elu", "gate_activation": "tanh"}),
+    "lstm_layer_norm": (rnnkit.LSTM, {"layer_norm": True}),
+    "lstm_V_layer_norm": (rnnkit.LSTM, {"variant": "V", "layer_norm": True}),
+    "lstm_CIFG_relu_layer_norm": (rnnkit.LSTM, {"variant": "CIFG", "cell_activation": "relu", "layer_norm": True}),
 }
 LAYERS.update(LSTM_VARIANTS)
 
@@ -83,7 +86,7 @@ def test_kernels_match_numpy(kind, dtype):
     assert_agree(run_layer(kind, dtype, True), run_layer(kind, dtype, False), TOLERANCE[dtype])
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru", "gru_textbook", "rnn_tanh", "lstm_V", "lstm_CIFG"])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "gru_textbook", "rnn_tanh", "lstm_V", "lstm_CIFG", "lstm_layer_norm"])
 @pytest.mark.parametrize("variation", [{"bias": False}, {"with_dy": False}, {"layers": 1, "bidirectional": False},
                                        {"steps": 1, "batch": 2}, {"batch": 1}, {"batch": 1, "with_dy": False},
                                        {"batch": 1, "dropout": {"recurrent_dropout": 0.5}}])
@@ -136,7 +139,9 @@ def test_kernel_choice_follows_the_cell():
     for options in ({"peephole": True}, {"variant": "CIFG"}, {"cell_activation": "identity"}):
         assert rnnkit.LSTM(3, 4, **options)._cells[0][0].fused() is kernels.load("lstm_variants")
     assert rnnkit.LSTM(3, 4, variant="FGR")._cells[0][0].fused() is None
-    assert rnnkit.LSTM(3, 4, variant="V", layer_norm=True)._cells[0][0].fused() is None
+    for options in ({"layer_norm": True}, {"variant": "V", "layer_norm": True}):
+        assert rnnkit.LSTM(3, 4, **options)._cells[0][0].fused() is kernels.load("lstm_variants")
+    assert rnnkit.GRU(3, 4, layer_norm=True)._cells[0][0].fused() is None
     assert rnnkit.LSTM(3, 4, cell_activation="leaky_relu")._cells[0][0].fused() is None
     assert rnnkit.GRU(3, 4)._cells[0][0].fused() is not None
     assert rnnkit.GRU(3, 4, reset_after=False)._cells[0][0].fused() is kernels.load("gru_textbook")
@@ -148,7 +153,8 @@ def test_caches_are_interchangeable():
     """A compiled forward's cache has the reference layout: NumPy's backward can follow it."""
     rng = np.random.default_rng(0)
     for cls, options in ((rnnkit.LSTM, {}), (rnnkit.GRU, {}), (rnnkit.RNN, {}), (rnnkit.LSTM, {"variant": "V"}),
-                         (rnnkit.LSTM, {"variant": "CIFG"}), (rnnkit.GRU, {"reset_after": False})):
+                         (rnnkit.LSTM, {"variant": "CIFG"}), (rnnkit.GRU, {"reset_after": False}),
+                         (rnnkit.LSTM, {"layer_norm": True}), (rnnkit.LSTM, {"variant": "V", "layer_norm": True})):
         layer = cls(3, 5, dtype=np.float64, rng=1, **options)
         x = rng.standard_normal((4, 2, 3))
         y, _, cache = layer.forward(x)

@@ -14,6 +14,7 @@ from gradcheck import check_layer_gradients
 from torch_reference import H, I, compare
 
 import rnnkit
+from rnnkit import kernels
 from rnnkit.apps.lm.model import LanguageModel
 from rnnkit.checkpoint import load_checkpoint
 from rnnkit.interop.onnx import check_exportable
@@ -175,9 +176,14 @@ def test_parameter_names_shapes_and_initial_values():
         np.testing.assert_array_equal(p.value, params[name].value)
 
 
-def test_normalised_cells_never_take_the_compiled_kernels():
-    for layer in (rnnkit.LSTM(3, 4, layer_norm=True), rnnkit.GRU(3, 4, layer_norm=True),
-                  rnnkit.RNN(3, 4, layer_norm=True)):
+def test_only_the_normalised_lstm_takes_a_compiled_kernel():
+    """The LSTM's variants kernel normalises (tests/test_kernels.py checks it against NumPy);
+    the GRU's and the Elman cell's kernels do not, so those run the NumPy loop."""
+    lstm = rnnkit.LSTM(3, 4, layer_norm=True)._cells[0][0]
+    assert lstm.has_fused_form()
+    if kernels.available(np.float32):  # Numba installed
+        assert lstm.fused() is kernels.load("lstm_variants")
+    for layer in (rnnkit.GRU(3, 4, layer_norm=True), rnnkit.RNN(3, 4, layer_norm=True)):
         assert not layer._cells[0][0].has_fused_form()
         assert layer._cells[0][0].fused() is None
 

@@ -41,8 +41,8 @@ normalised for all T steps at once, after the one GEMM. Backward, with da_t and 
     dL/d(W_ih x_t) = LN'(da_t)               dL/d(W_hh h_{t-1}) = LN'(dr_t)
     dW_ih = sum_t LN'(da_t)^T x_t            dW_hh = sum_t LN'(dr_t)^T h_{t-1}
 
-(LN' the layer norm's backward, `LayerNorm.backward`). The compiled kernels do not normalise,
-so a normalised cell always runs the NumPy loop.
+(LN' the layer norm's backward, `LayerNorm.backward`). Of the compiled kernels only the LSTM's
+(`kernels/lstm_variants.py`) normalises; a normalised GRU or Elman cell runs the NumPy loop.
 
 Recurrent dropout (Gal & Ghahramani 2016): with a mask m (B, H) (inverted dropout, drawn once per
 sequence by the layer, `cache.recurrent_mask`), the state fed to W_hh is m * h_{t-1}, at every
@@ -192,8 +192,8 @@ class Cell:
     kernel_name: str | None = None
 
     def has_fused_form(self) -> bool:
-        """Whether the compiled kernel covers this cell's configuration (subclasses narrow it).
-        The kernels know no layer normalisation."""
+        """Whether the compiled kernel covers this cell's configuration (subclasses narrow it, or,
+        as the LSTM does for layer norm, widen it). The GRU and Elman kernels do not normalise."""
         return self.kernel_name is not None and not self.layer_norm
 
     def fused(self):

@@ -233,18 +233,19 @@ class LSTMCell(Cell):
 
     def has_fused_form(self):
         """Compiled: PyTorch's LSTM (`kernels/lstm.py`), and every other structure but FGR with
-        activations the kernels know by name (`kernels/lstm_variants.py`). An activation counts
-        when it equals the library's own of that name (the same functions: a copy made by
-        pickling counts, a custom function under a known name does not)."""
+        activations the kernels know by name, layer-normalised or not (`kernels/lstm_variants.py`).
+        An activation counts when it equals the library's own of that name (the same functions: a
+        copy made by pickling counts, a custom function under a known name does not)."""
         activations = (self.gate_activation, self.input_activation, self.output_activation)
-        return (super().has_fused_form() and not self.structure.full_gate_recurrence
+        return (not self.structure.full_gate_recurrence
                 and all(a.name in COMPILED_ACTIVATIONS and ACTIVATIONS[a.name] == a for a in activations))
 
     @property
     def kernel_name(self):
         """PyTorch's LSTM has a loop of its own, the fastest; every other structure shares one."""
         standard = (self.structure == LSTMStructure() and self.gate_activation.name == "sigmoid"
-                    and self.input_activation.name == "tanh" and self.output_activation.name == "tanh")
+                    and self.input_activation.name == "tanh" and self.output_activation.name == "tanh"
+                    and not self.layer_norm)
         return "lstm" if standard else "lstm_variants"
 
     def state_widths(self):

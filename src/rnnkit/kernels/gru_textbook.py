@@ -114,13 +114,12 @@ def backward_loop(addresses, w_gates, w_candidate, act, kept, h, dy, dh, d_act, 
     e = np.empty((batch, hidden), act.dtype)
     fed_grad = np.empty((batch, hidden), act.dtype)
     operand = np.empty((batch, hidden), act.dtype)
-    has_dy = dy.shape[0] > 0
-    if has_dy:
+    if dy.shape[0] > 0:
         dh += dy[steps - 1]
     for t in range(steps - 1, -1, -1):
-        dy_prev = dy[t - 1] if has_dy and t > 0 else no_dy
         padded = any_held(held, t)
-        for b in range(batch):
+        dy_prev = dy[t - 1] if dy.shape[0] > 0 and t > 0 else no_dy  # dy_{t-1}, joining dh on the way
+        for b in range(batch):  # dz_z, dz_n; dh_t z (a held sequence: dh_t, untouched)
             if not passes_through(held, padded, t, b, dh, dy_prev):
                 _update_row(act[t, b], h[t, b], dh[b], dy_prev[b], d_act[t, b], hidden, one)
         if padded:

@@ -218,15 +218,20 @@ def forward_sequence(cell, x: np.ndarray, state0, mask=None, recurrent_mask=None
     return forward_result(act, c, s, h)
 
 
-def forward_buffers(cell, x: np.ndarray, state0, rows: int):
+def forward_buffers(cell, x: np.ndarray, state0, rows: int, projected=None):
     """What every compiled LSTM forward loop starts from: the input projections of all steps,
     W_ih x (rows, T*B), feature-major, from one GEMM; b_ih + b_hh; h_0 as (H, B) (a copy: the loop
-    writes it); c (H, (T+1)*B) with c_0 in its first B columns; s (H, T*B); h (T+1, B, H)."""
+    writes it); c (H, (T+1)*B) with c_0 in its first B columns; s (H, T*B); h (T+1, B, H).
+    `projected` (T, B, rows): the input projection made already, b_ih included (layer norm)."""
     steps, batch, features = x.shape
     dtype, hidden = x.dtype, cell.hidden_size
     act = _workspace.empty((rows, steps * batch), dtype)
-    gemm(find_gemm(dtype), cell.weight_ih.value, x.reshape(steps * batch, features), act, False, True, 0.0)
-    bias = bias_or_zeros(cell.bias_ih, rows, dtype) + bias_or_zeros(cell.bias_hh, rows, dtype)
+    if projected is None:
+        gemm(find_gemm(dtype), cell.weight_ih.value, x.reshape(steps * batch, features), act, False, True, 0.0)
+        bias = bias_or_zeros(cell.bias_ih, rows, dtype) + bias_or_zeros(cell.bias_hh, rows, dtype)
+    else:
+        act[...] = projected.reshape(steps * batch, rows).T
+        bias = bias_or_zeros(cell.bias_hh, rows, dtype)
     c = _workspace.empty((hidden, (steps + 1) * batch), dtype)
     c[:, :batch] = state0[1].T
     h_now = np.array(state0[0].T, dtype, order="C")

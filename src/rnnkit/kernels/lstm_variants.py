@@ -23,25 +23,48 @@ and multiplying by an exact 1 changes nothing. Backward, as the reference's `ste
 
 `layout` carries the structure into the compiled loops as integers: the row offset of each
 block i, f, g, o in the G*H pre-activations (-1 for a block the cell does not have), the forget
-gate's kind, the three activation codes, and whether there are peepholes. Peephole weight
-gradients are summed after the loop, one row at a time over the contiguous feature-major arrays.
+gate's kind, the three activation codes, whether there are peepholes, and whether the cell is
+layer-normalised. Peephole weight gradients are summed after the loop, one row at a time over
+the contiguous feature-major arrays. The per-unit equations are in `_lstm_units.py`.
+
+Layer normalisation (`layer_norm=True`; `_layer_norm.py`, and the NumPy cell for the equations):
+the input projection is normalised before the loop (NumPy, all steps at once); inside it, each
+step normalises W_hh h_{t-1} (made in its own buffer, then added to the input's) and c_t (between
+the two halves of the forward, `_lstm_units`), and backward takes both normalisations back (dz
+through LN_hh' becomes what W_hh^T multiplies and dW_hh reads). The work after the loop (the
+input side's LN', the weight gradients) is the NumPy cell's `finish_backward`.
 """
 
 from __future__ import annotations
 
-import math
+from types import SimpleNamespace
 
 import numpy as np
 from numba import njit
 
-from ._padding import any_held, held_steps
+from . import _workspace
+from ._layer_norm import normalise_backward_columns, normalise_columns
+from ._lstm_units import (
+    CODES,
+    COUPLED,
+    LEARNED,
+    NONE,
+    ONES,
+    backward_cell,
+    backward_output,
+    forward_cell,
+    forward_output,
+    prefetch_unit,
+)
+from ._padding import any_held, clear_columns, held_steps
 from ._prefetch import AHEAD, prefetch_rows
 from ._recurrent_dropout import fed, mask_for_loop
 from ._sequence import loop_masks
-from .activations import scalar, sigmoid, tanh
+from .activations import scalar
 from .blas import find_blas, product
 from .lstm import (
     _add_transposed,
+    _steps_view,
     backward_buffers,
     finish_backward,
     forward_buffers,
@@ -51,230 +74,93 @@ from .lstm import (
 )
 
 kernel = njit(cache=True, error_model="numpy")
-# The activations by number (`LSTMCell`'s COMPILED_ACTIVATIONS): compiled code has no strings.
-CODES = {"sigmoid": 0, "tanh": 1, "relu": 2, "elu": 3, "identity": 4}
-SIGMOID, TANH, RELU, ELU, IDENTITY = CODES.values()
-LEARNED, NONE, COUPLED = 0, 1, 2  # the forget gate's kinds (LSTMStructure.forget_gate)
-ONES, COUPLED_F, DERIVATIVE, D_CELL = 0, 1, 2, 3  # rows of the (4, B) scratch array
-
-
-@njit(inline="always", error_model="numpy")
-def _apply(code, row):
-    """row = f(row) in place, one loop per activation (what LLVM vectorises); as `rnnkit.ops`."""
-    zero = scalar(row, 0.0)
-    if code == SIGMOID:
-        for b in range(row.shape[0]):
-            row[b] = sigmoid(row[b])
-    elif code == TANH:
-        for b in range(row.shape[0]):
-            row[b] = tanh(row[b])
-    elif code == RELU:
-        for b in range(row.shape[0]):
-            row[b] = max(row[b], zero)
-    elif code == ELU:
-        for b in range(row.shape[0]):
-            row[b] = row[b] if row[b] > zero else math.expm1(row[b])
-
-
-@njit(inline="always", error_model="numpy")
-def _derivative(code, y, out):
-    """out = f'(x) read from y = f(x)."""
-    zero, one = scalar(y, 0.0), scalar(y, 1.0)
-    if code == SIGMOID:
-        for b in range(y.shape[0]):
-            out[b] = y[b] * (one - y[b])
-    elif code == TANH:
-        for b in range(y.shape[0]):
-            out[b] = one - y[b] * y[b]
-    elif code == RELU:
-        for b in range(y.shape[0]):
-            out[b] = one if y[b] > zero else zero
-    elif code == ELU:
-        for b in range(y.shape[0]):
-            out[b] = one if y[b] > zero else y[b] + one
-    else:
-        for b in range(y.shape[0]):
-            out[b] = one
-
-
-@njit(inline="always", error_model="numpy")
-def _gate(row, bias, peephole, c_read, has_peephole, code):
-    """A gate's row over the batch: f(z + b + p c) in place (no p c without peepholes); the
-    sigmoid in the same loop (the common case), any other activation in a second one."""
-    if code == SIGMOID and has_peephole:
-        for b in range(row.shape[0]):
-            row[b] = sigmoid(row[b] + bias + peephole * c_read[b])
-    elif code == SIGMOID:
-        for b in range(row.shape[0]):
-            row[b] = sigmoid(row[b] + bias)
-    elif code == TANH and not has_peephole:
-        for b in range(row.shape[0]):
-            row[b] = tanh(row[b] + bias)
-    else:
-        if has_peephole:
-            for b in range(row.shape[0]):
-                row[b] = row[b] + bias + peephole * c_read[b]
-        else:
-            for b in range(row.shape[0]):
-                row[b] = row[b] + bias
-        _apply(code, row)
-
-
-@njit(inline="always", error_model="numpy")
-def _gates_read(act, layout, scratch, j, now, nxt):
-    """Unit j's rows i, f, g, o at one step; ones (and 1 - i) for the gates a variant lacks.
-    The coupled forget gate's row is filled by the caller once i is known."""
-    ones = scratch[ONES, :nxt - now]
-    i = act[layout[0] + j, now:nxt] if layout[0] >= 0 else ones
-    if layout[1] >= 0:
-        f = act[layout[1] + j, now:nxt]
-    elif layout[4] == COUPLED:
-        f = scratch[COUPLED_F, :nxt - now]
-    else:
-        f = ones
-    o = act[layout[3] + j, now:nxt] if layout[3] >= 0 else ones
-    return i, f, act[layout[2] + j, now:nxt], o
-
-
-@njit(inline="always", error_model="numpy")
-def _forward_unit(act, bias, peep, layout, c_all, s_all, h_now, scratch, j, t, batch):
-    """Hidden unit j at step t: its gate rows over the batch, in place; h_now[j] becomes h_t's row."""
-    now, nxt = t * batch, (t + 1) * batch
-    has_peephole = layout[8] != 0
-    one = scalar(act, 1.0)
-    c_prev, c, s, h = c_all[j, now:nxt], c_all[j, nxt:nxt + batch], s_all[j, now:nxt], h_now[j]
-    i, f, g, o = _gates_read(act, layout, scratch, j, now, nxt)
-    if layout[0] >= 0:
-        _gate(i, bias[layout[0] + j], peep[0, j], c_prev, has_peephole, layout[5])
-    if layout[1] >= 0:
-        _gate(f, bias[layout[1] + j], peep[1, j], c_prev, has_peephole, layout[5])
-    elif layout[4] == COUPLED:
-        for b in range(batch):
-            f[b] = one - i[b]
-    _gate(g, bias[layout[2] + j], peep[0, j], c_prev, False, layout[6])
-    if layout[7] == TANH:  # the common cases in one loop each (fewer passes)
-        for b in range(batch):
-            c[b] = f[b] * c_prev[b] + i[b] * g[b]
-            s[b] = tanh(c[b])
-    else:
-        for b in range(batch):
-            c[b] = f[b] * c_prev[b] + i[b] * g[b]
-            s[b] = c[b]
-        _apply(layout[7], s)
-    if layout[3] >= 0 and layout[5] == SIGMOID:  # the output gate reads the new cell state
-        b_o, p_o = bias[layout[3] + j], peep[2, j]  # p_o = 0 without peepholes: adds an exact 0
-        for b in range(batch):
-            o[b] = sigmoid(o[b] + b_o + p_o * c[b])
-            h[b] = o[b] * s[b]
-    else:
-        if layout[3] >= 0:
-            _gate(o, bias[layout[3] + j], peep[2, j], c, has_peephole, layout[5])
-        for b in range(batch):
-            h[b] = o[b] * s[b]
-
-
-@njit(inline="always", error_model="numpy")
-def _backward_unit(act, peep, layout, c_all, s_all, dh, dc, dz, scratch, j, t, batch):
-    """Hidden unit j at step t backward: dz's rows of the blocks present; dc[j] becomes dc_{t-1}."""
-    now, nxt = t * batch, (t + 1) * batch
-    has_peephole = layout[8] != 0
-    one = scalar(act, 1.0)
-    c_prev, s, dh_j, dc_j = c_all[j, now:nxt], s_all[j, now:nxt], dh[j], dc[j]
-    derivative, d_cell = scratch[DERIVATIVE, :batch], scratch[D_CELL, :batch]
-    i, f, g, o = _gates_read(act, layout, scratch, j, now, nxt)
-    if layout[4] == COUPLED:
-        for b in range(batch):
-            f[b] = one - i[b]
-    _derivative(layout[7], s, derivative)
-    for b in range(batch):
-        d_cell[b] = dc_j[b] + dh_j[b] * o[b] * derivative[b]
-    if layout[3] >= 0:
-        dz_o = dz[layout[3] + j, now:nxt]
-        _derivative(layout[5], o, derivative)
-        for b in range(batch):
-            dz_o[b] = dh_j[b] * s[b] * derivative[b]
-        if has_peephole:
-            for b in range(batch):
-                d_cell[b] += dz_o[b] * peep[2, j]
-    for b in range(batch):
-        dc_j[b] = d_cell[b] * f[b]
-    if layout[0] >= 0:
-        dz_i = dz[layout[0] + j, now:nxt]
-        _derivative(layout[5], i, derivative)
-        if layout[4] == COUPLED:  # f = 1 - i
-            for b in range(batch):
-                dz_i[b] = (d_cell[b] * g[b] - d_cell[b] * c_prev[b]) * derivative[b]
-        else:
-            for b in range(batch):
-                dz_i[b] = d_cell[b] * g[b] * derivative[b]
-        if has_peephole:
-            for b in range(batch):
-                dc_j[b] += dz_i[b] * peep[0, j]
-    if layout[1] >= 0:
-        dz_f = dz[layout[1] + j, now:nxt]
-        _derivative(layout[5], f, derivative)
-        for b in range(batch):
-            dz_f[b] = d_cell[b] * c_prev[b] * derivative[b]
-        if has_peephole:
-            for b in range(batch):
-                dc_j[b] += dz_f[b] * peep[1, j]
-    dz_g = dz[layout[2] + j, now:nxt]
-    _derivative(layout[6], g, derivative)
-    for b in range(batch):
-        dz_g[b] = d_cell[b] * i[b] * derivative[b]
-
-
-@njit(inline="always")
-def _prefetch_unit(array, layout, j, now, batch):
-    """Prefetch unit j's rows of the blocks present (`_prefetch`)."""
-    for block in range(4):
-        if layout[block] >= 0:
-            prefetch_rows(array, layout[block] + j, 0, 1, now, batch)
+NORMALISED = 9  # layout's entry: 1 for a layer-normalised cell
 
 
 @kernel
-def forward_loop(addresses, w_hh, bias, peep, layout, act, h_now, c, s, h, held, dropped, scratch):
+def forward_loop(addresses, w_hh, bias, peep, layout, act, h_now, c, s, h, held, dropped, scratch, norm):
     """As `lstm.forward_loop`, for any structure: act (G*H, T*B) input projections in, gate
-    activations out; peep (3, H) peepholes of i, f, o (zeros where absent); scratch (4, B)."""
+    activations out; peep (3, H) peepholes of i, f, o (zeros where absent); scratch (4, B).
+    norm: the normalisations' arrays, (gain_hh, gain_cell, shift_cell, hat_hh (G*H, T*B),
+    inv_hh (T*B,), hat_cell (H, T*B), inv_cell (T*B,)), all empty without layer norm."""
     steps, batch, hidden = h.shape[0] - 1, h.shape[1], h.shape[2]
+    gain_hh, gain_cell, shift_cell, hat_hh, inv_hh, hat_cell, inv_cell = norm
+    normalised = layout[NORMALISED] != 0
     scratch[ONES, :batch] = 1.0
     operand = np.empty_like(h_now)
+    recurrent = np.empty((act.shape[0], batch), act.dtype)
     for t in range(steps):
-        product(addresses, w_hh, fed(h_now, dropped, operand), act[:, t * batch:(t + 1) * batch], 1.0)
+        now = t * batch
+        if normalised:  # act += LN(W_hh h_{t-1})
+            product(addresses, w_hh, fed(h_now, dropped, operand), recurrent, 0.0)
+            normalise_columns(recurrent, gain_hh, gain_hh[:0], hat_hh[:, now:now + batch], inv_hh[now:now + batch],
+                              act[:, now:now + batch], True)
+        else:
+            product(addresses, w_hh, fed(h_now, dropped, operand), act[:, now:now + batch], 1.0)
         for j in range(hidden):
             if j + AHEAD < hidden:
-                _prefetch_unit(act, layout, j + AHEAD, t * batch, batch)
-                prefetch_rows(c, j + AHEAD, 0, 1, t * batch, 2 * batch)
-                prefetch_rows(s, j + AHEAD, 0, 1, t * batch, batch)
-            _forward_unit(act, bias, peep, layout, c, s, h_now, scratch, j, t, batch)
+                prefetch_unit(act, layout, j + AHEAD, now, batch)
+                prefetch_rows(c, j + AHEAD, 0, 1, now, 2 * batch)
+                prefetch_rows(s, j + AHEAD, 0, 1, now, batch)
+            forward_cell(act, bias, peep, layout, c, scratch, j, now, batch)
+            if not normalised:
+                forward_output(act, bias, peep, layout, c, s, h_now, scratch, j, now, batch,
+                               c[j, now + batch:now + 2 * batch])
+        if normalised:  # s's input is LN(c_t), for every unit
+            normalise_columns(c[:, now + batch:now + 2 * batch], gain_cell, shift_cell, hat_cell[:, now:now + batch],
+                              inv_cell[now:now + batch], s[:, now:now + batch], False)
+            for j in range(hidden):
+                forward_output(act, bias, peep, layout, c, s, h_now, scratch, j, now, batch, s[j, now:now + batch])
         hold_state(held, t, c, h, h_now)
         for b in range(batch):
             h[t + 1, b] = h_now[:, b]
 
 
 @kernel
-def backward_loop(addresses, w_hh_t, peep, layout, act, c, s, dy, dh, dc, dz, held, dropped, scratch):
-    """As `lstm.backward_loop`, for any structure; dz (G*H, T*B) written."""
+def backward_loop(addresses, w_hh_t, peep, layout, act, c, s, dy, dh, dc, dz, held, dropped, scratch, norm, grads):
+    """As `lstm.backward_loop`, for any structure; dz (G*H, T*B) written. norm: the forward's;
+    grads: (d_gain_hh, d_gain_cell, d_shift_cell, d_hh (G*H, T*B) written: dL/d(W_hh h_{t-1})),
+    empty without layer norm."""
     hidden, batch = dh.shape
     steps = act.shape[1] // batch
+    gain_hh, gain_cell, _, hat_hh, inv_hh, hat_cell, inv_cell = norm
+    d_gain_hh, d_gain_cell, d_shift_cell, d_hh = grads
+    normalised = layout[NORMALISED] != 0
     scratch[ONES, :batch] = 1.0
     has_dy = dy.shape[0] > 0
     dc_held, dh_scratch = np.empty_like(dc), np.empty_like(dh)
+    d_out, d_cell_norm = np.empty_like(dh), np.empty_like(dh)
     if has_dy:
         _add_transposed(dh, dy[steps - 1], scalar(act, 1.0))
     for t in range(steps - 1, -1, -1):
+        now = t * batch
         padded = any_held(held, t)
         if padded:
             dc_held[:] = dc
         for j in range(hidden):
             if j + AHEAD < hidden:
-                _prefetch_unit(act, layout, j + AHEAD, t * batch, batch)
-                _prefetch_unit(dz, layout, j + AHEAD, t * batch, batch)
-                prefetch_rows(c, j + AHEAD, 0, 1, t * batch, batch)
-                prefetch_rows(s, j + AHEAD, 0, 1, t * batch, batch)
-            _backward_unit(act, peep, layout, c, s, dh, dc, dz, scratch, j, t, batch)
-        next_state_gradient(addresses, w_hh_t, dz[:, t * batch:(t + 1) * batch], dy, dh, dc, held, dc_held, t,
-                            padded, has_dy, dropped, dh_scratch)
+                prefetch_unit(act, layout, j + AHEAD, now, batch)
+                prefetch_unit(dz, layout, j + AHEAD, now, batch)
+                prefetch_rows(c, j + AHEAD, 0, 1, now, batch)
+                prefetch_rows(s, j + AHEAD, 0, 1, now, batch)
+            backward_output(act, layout, s, dh, dz, d_out, scratch, j, now, batch)
+            if not normalised:
+                backward_cell(act, peep, layout, c, dc, dz, d_out, scratch, j, now, batch)
+        dz_t = dz[:, now:now + batch]
+        if normalised:
+            if padded:  # a held sequence sends no gradient into this step's normalisations
+                clear_columns(held[t], d_out)
+            normalise_backward_columns(d_out, gain_cell, hat_cell[:, now:now + batch], inv_cell[now:now + batch],
+                                       d_cell_norm, d_gain_cell, d_shift_cell)
+            for j in range(hidden):
+                backward_cell(act, peep, layout, c, dc, dz, d_cell_norm, scratch, j, now, batch)
+            if padded:
+                clear_columns(held[t], dz_t)
+            normalise_backward_columns(dz_t, gain_hh, hat_hh[:, now:now + batch], inv_hh[now:now + batch],
+                                       d_hh[:, now:now + batch], d_gain_hh, d_gain_hh[:0])
+            dz_t = d_hh[:, now:now + batch]  # what W_hh^T multiplies
+        next_state_gradient(addresses, w_hh_t, dz_t, dy, dh, dc, held, dc_held, t, padded, has_dy, dropped,
+                            dh_scratch)
 
 
 # ----------------------------------------------------------------------- Python entry points
@@ -284,7 +170,8 @@ def _layout(cell) -> np.ndarray:
     offsets = [blocks.index(name) * hidden if name in blocks else -1 for name in "ifgo"]
     forget = {"learned": LEARNED, "none": NONE, "coupled": COUPLED}[cell.structure.forget_gate]
     codes = [CODES[a.name] for a in (cell.gate_activation, cell.input_activation, cell.output_activation)]
-    return np.array(offsets + [forget] + codes + [int(cell.weight_peephole is not None)], np.int64)
+    flags = [int(cell.weight_peephole is not None), int(cell.layer_norm)]
+    return np.array(offsets + [forget] + codes + flags, np.int64)
 
 
 def _peepholes(cell) -> np.ndarray:
@@ -299,21 +186,76 @@ def _peepholes(cell) -> np.ndarray:
 def forward_sequence(cell, x: np.ndarray, state0, mask=None, recurrent_mask=None):
     """The whole forward of one direction: x (T, B, I) -> (outputs (T, B, H), state, cache); the
     buffers, the cache and the masks are the standard kernel's (`lstm.forward_sequence`)."""
-    act, bias, h_now, c, s, h = forward_buffers(cell, x, state0, cell.num_blocks * cell.hidden_size)
+    steps, batch = x.shape[:2]
+    rows = cell.num_blocks * cell.hidden_size
+    projected, input_statistics = None, None
+    if cell.layer_norm:  # LN(W_ih x) + b_ih for all steps, by the NumPy cell
+        probe = SimpleNamespace(ln_ih=(np.empty((steps, batch, rows), x.dtype), np.empty((steps, batch, 1), x.dtype)))
+        projected, input_statistics = cell.input_projection(x, probe), probe.ln_ih
+    act, bias, h_now, c, s, h = forward_buffers(cell, x, state0, rows, projected)
+    norm = _normalisation_buffers(cell, steps * batch)
     forward_loop(find_blas(x.dtype), cell.weight_hh.value, bias, _peepholes(cell), _layout(cell), act, h_now, c, s,
-                 h, held_steps(mask, x.shape[1]), mask_for_loop(recurrent_mask, x.dtype, feature_major=True),
-                 np.empty((4, x.shape[1]), x.dtype))
-    return forward_result(act, c, s, h)
+                 h, held_steps(mask, batch), mask_for_loop(recurrent_mask, x.dtype, feature_major=True),
+                 np.empty((4, batch), x.dtype), norm)
+    outputs, final, cache = forward_result(act, c, s, h)
+    if cell.layer_norm:  # the statistics in the reference's layout too (views), for NumPy's backward
+        _, _, _, hat_hh, inv_hh, hat_cell, inv_cell = norm
+        cache.norm_fm = norm
+        cache.ln_ih = input_statistics
+        cache.ln_hh = (_steps_view(hat_hh, batch), inv_hh.reshape(steps, batch, 1))
+        cache.ln_cell = (_steps_view(hat_cell, batch), inv_cell.reshape(steps, batch, 1))
+        cache.d_hh_product = np.empty((steps, batch, rows), x.dtype)
+    return outputs, final, cache
+
+
+def _normalisation_buffers(cell, columns: int):
+    """The forward loop's `norm` tuple: gains, shift and fresh statistics arrays; empty arrays
+    for a cell without layer norm (one compiled signature for both)."""
+    dtype = cell.dtype
+    if not cell.layer_norm:
+        empty, empty_2d = np.zeros(0, dtype), np.zeros((0, 0), dtype)
+        return (empty, empty, empty, empty_2d, empty, empty_2d, empty)
+    rows, hidden = cell.num_blocks * cell.hidden_size, cell.hidden_size
+    shift = cell.norm_cell.bias.value if cell.norm_cell.bias is not None else np.zeros(0, dtype)
+    return (cell.norm_hh.weight.value, cell.norm_cell.weight.value, shift, _workspace.empty((rows, columns), dtype),
+            np.empty(columns, dtype), _workspace.empty((hidden, columns), dtype), np.empty(columns, dtype))
+
+
+def _feature_major_normalisation(cell, cache):
+    """The forward's `norm` tuple for the backward loop; rebuilt from the reference layout when
+    the NumPy code ran the forward."""
+    if not cell.layer_norm:
+        return _normalisation_buffers(cell, 0)
+    if not hasattr(cache, "norm_fm"):
+        flat = lambda a: np.ascontiguousarray(a.transpose(2, 0, 1).reshape(a.shape[2], -1))  # noqa: E731
+        shift = cell.norm_cell.bias.value if cell.norm_cell.bias is not None else np.zeros(0, cell.dtype)
+        cache.norm_fm = (cell.norm_hh.weight.value, cell.norm_cell.weight.value, shift, flat(cache.ln_hh[0]),
+                         cache.ln_hh[1].reshape(-1), flat(cache.ln_cell[0]), cache.ln_cell[1].reshape(-1))
+    return cache.norm_fm
 
 
 def backward_sequence(cell, d_outputs, d_state, cache):
     """The whole backward of one direction: returns (dL/dx (T, B, I), dL/d state0); adds the
-    parameter gradients (the buffers and the work after the loop are the standard kernel's)."""
+    parameter gradients (the buffers and the work after the loop are the standard kernel's, or,
+    with layer norm, the NumPy cell's `finish_backward`)."""
     cache, dz, dh, dc, dy, w_hh_t = backward_buffers(cell, d_outputs, d_state, cache)
     dtype, batch = cache.x.dtype, cache.x.shape[1]
+    norm = _feature_major_normalisation(cell, cache)
+    if cell.layer_norm:
+        shift_grad = cell.norm_cell.bias.grad if cell.norm_cell.bias is not None else np.zeros(0, dtype)
+        d_hh = _workspace.empty(dz.shape, dtype)
+        grads = (cell.norm_hh.weight.grad, cell.norm_cell.weight.grad, shift_grad, d_hh)
+    else:
+        grads = (np.zeros(0, dtype), np.zeros(0, dtype), np.zeros(0, dtype), np.zeros((0, 0), dtype))
     backward_loop(find_blas(dtype), w_hh_t, _peepholes(cell), _layout(cell), cache.act_fm, cache.c_fm, cache.s_fm,
-                  dy, dh, dc, dz, *loop_masks(cache, batch, dtype, feature_major=True), np.empty((4, batch), dtype))
-    return finish_backward(cell, cache, dz, dh, dc, d_peephole=_peephole_grads(cell, cache, dz))
+                  dy, dh, dc, dz, *loop_masks(cache, batch, dtype, feature_major=True), np.empty((4, batch), dtype),
+                  norm, grads)
+    if not cell.layer_norm:
+        return finish_backward(cell, cache, dz, dh, dc, d_peephole=_peephole_grads(cell, cache, dz))
+    cache.d_hh_product = _steps_view(grads[3], batch)
+    d_input = np.ascontiguousarray(_steps_view(dz, batch))  # NumPy's reductions run along the rows
+    dx = cell.finish_backward(cache, d_input, d_input)
+    return dx, (np.ascontiguousarray(dh.T), np.ascontiguousarray(dc.T))
 
 
 def _peephole_grads(cell, cache, dz: np.ndarray):

@@ -1,0 +1,222 @@
+"""The per-unit equations of every LSTM structure but FGR, for the loops of `lstm_variants.py`.
+
+One hidden unit j at one step, over the batch, feature-major (module docstring of
+`lstm_variants.py` for the equations and `layout`). Each direction is two halves, because layer
+normalisation of the cell state needs every unit's c_t before any unit's s_t, and every unit's
+output-side gradient before any unit's cell-side one:
+
+    forward:   `forward_cell`      i, f, g and c_t
+               `forward_output`    s_t = phi_out(c_t, or LN(c_t)), o and h_t
+    backward:  `backward_output`   dz_o and d_out = dh o phi_out'(s), the gradient reaching s's input
+               `backward_cell`     dc = dc_t + d_out (or LN'(d_out)), dz_i, dz_f, dz_g and dc_{t-1}
+
+Without layer norm a loop runs both halves for unit j before unit j + 1.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+from ._prefetch import prefetch_rows
+from .activations import scalar, sigmoid, tanh
+
+# The activations by number (`LSTMCell`'s COMPILED_ACTIVATIONS): compiled code has no strings.
+CODES = {"sigmoid": 0, "tanh": 1, "relu": 2, "elu": 3, "identity": 4}
+SIGMOID, TANH, RELU, ELU, IDENTITY = CODES.values()
+LEARNED, NONE, COUPLED = 0, 1, 2  # the forget gate's kinds (LSTMStructure.forget_gate)
+ONES, COUPLED_F, DERIVATIVE, D_CELL = 0, 1, 2, 3  # rows of the (4, B) scratch array
+
+
+@njit(inline="always", error_model="numpy")
+def _apply(code, row):
+    """row = f(row) in place, one loop per activation (what LLVM vectorises); as `rnnkit.ops`."""
+    zero = scalar(row, 0.0)
+    if code == SIGMOID:
+        for b in range(row.shape[0]):
+            row[b] = sigmoid(row[b])
+    elif code == TANH:
+        for b in range(row.shape[0]):
+            row[b] = tanh(row[b])
+    elif code == RELU:
+        for b in range(row.shape[0]):
+            row[b] = max(row[b], zero)
+    elif code == ELU:
+        for b in range(row.shape[0]):
+            row[b] = row[b] if row[b] > zero else math.expm1(row[b])
+
+
+@njit(inline="always", error_model="numpy")
+def _derivative(code, y, out):
+    """out = f'(x) read from y = f(x)."""
+    zero, one = scalar(y, 0.0), scalar(y, 1.0)
+    if code == SIGMOID:
+        for b in range(y.shape[0]):
+            out[b] = y[b] * (one - y[b])
+    elif code == TANH:
+        for b in range(y.shape[0]):
+            out[b] = one - y[b] * y[b]
+    elif code == RELU:
+        for b in range(y.shape[0]):
+            out[b] = one if y[b] > zero else zero
+    elif code == ELU:
+        for b in range(y.shape[0]):
+            out[b] = one if y[b] > zero else y[b] + one
+    else:
+        for b in range(y.shape[0]):
+            out[b] = one
+
+
+@njit(inline="always", error_model="numpy")
+def _gate(row, bias, peephole, c_read, has_peephole, code):
+    """A gate's row over the batch: f(z + b + p c) in place (no p c without peepholes); the
+    sigmoid in the same loop (the common case), any other activation in a second one."""
+    if code == SIGMOID and has_peephole:
+        for b in range(row.shape[0]):
+            row[b] = sigmoid(row[b] + bias + peephole * c_read[b])
+    elif code == SIGMOID:
+        for b in range(row.shape[0]):
+            row[b] = sigmoid(row[b] + bias)
+    elif code == TANH and not has_peephole:
+        for b in range(row.shape[0]):
+            row[b] = tanh(row[b] + bias)
+    else:
+        if has_peephole:
+            for b in range(row.shape[0]):
+                row[b] = row[b] + bias + peephole * c_read[b]
+        else:
+            for b in range(row.shape[0]):
+                row[b] = row[b] + bias
+        _apply(code, row)
+
+
+@njit(inline="always", error_model="numpy")
+def _gates_read(act, layout, scratch, j, now, nxt):
+    """Unit j's rows i, f, g, o at one step; ones (and 1 - i) for the gates a variant lacks.
+    The coupled forget gate's row is filled by the caller once i is known."""
+    ones = scratch[ONES, :nxt - now]
+    i = act[layout[0] + j, now:nxt] if layout[0] >= 0 else ones
+    if layout[1] >= 0:
+        f = act[layout[1] + j, now:nxt]
+    elif layout[4] == COUPLED:
+        f = scratch[COUPLED_F, :nxt - now]
+    else:
+        f = ones
+    o = act[layout[3] + j, now:nxt] if layout[3] >= 0 else ones
+    return i, f, act[layout[2] + j, now:nxt], o
+
+
+@njit(inline="always", error_model="numpy")
+def forward_cell(act, bias, peep, layout, c_all, scratch, j, now, batch):
+    """Unit j's gates i, f and candidate g in place, and c_t = f c_{t-1} + i g (c_all[j]'s
+    columns now + B ...; c_{t-1} at now ...)."""
+    has_peephole = layout[8] != 0
+    one = scalar(act, 1.0)
+    c_prev, c = c_all[j, now:now + batch], c_all[j, now + batch:now + 2 * batch]
+    i, f, g, _ = _gates_read(act, layout, scratch, j, now, now + batch)
+    if layout[0] >= 0:
+        _gate(i, bias[layout[0] + j], peep[0, j], c_prev, has_peephole, layout[5])
+    if layout[1] >= 0:
+        _gate(f, bias[layout[1] + j], peep[1, j], c_prev, has_peephole, layout[5])
+    elif layout[4] == COUPLED:
+        for b in range(batch):
+            f[b] = one - i[b]
+    _gate(g, bias[layout[2] + j], peep[0, j], c_prev, False, layout[6])
+    for b in range(batch):
+        c[b] = f[b] * c_prev[b] + i[b] * g[b]
+
+
+@njit(inline="always", error_model="numpy")
+def forward_output(act, bias, peep, layout, c_all, s_all, h_now, scratch, j, now, batch, source):
+    """Unit j's s_t = phi_out(source) (source: c_t, or LN(c_t) already in s), the output gate
+    (reading c_t) and h_t = o s_t into h_now[j]."""
+    has_peephole = layout[8] != 0
+    c, s, h = c_all[j, now + batch:now + 2 * batch], s_all[j, now:now + batch], h_now[j]
+    o = _gates_read(act, layout, scratch, j, now, now + batch)[3]
+    if layout[7] == TANH:
+        for b in range(batch):
+            s[b] = tanh(source[b])
+    else:
+        for b in range(batch):
+            s[b] = source[b]
+        _apply(layout[7], s)
+    if layout[3] >= 0 and layout[5] == SIGMOID:  # the output gate reads the new cell state
+        b_o, p_o = bias[layout[3] + j], peep[2, j]  # p_o = 0 without peepholes: adds an exact 0
+        for b in range(batch):
+            o[b] = sigmoid(o[b] + b_o + p_o * c[b])
+            h[b] = o[b] * s[b]
+    else:
+        if layout[3] >= 0:
+            _gate(o, bias[layout[3] + j], peep[2, j], c, has_peephole, layout[5])
+        for b in range(batch):
+            h[b] = o[b] * s[b]
+
+
+@njit(inline="always", error_model="numpy")
+def backward_output(act, layout, s_all, dh, dz, d_out, scratch, j, now, batch):
+    """Unit j's dz_o = dh s sigma'(o) and d_out[j] = dh o phi_out'(s)."""
+    s, dh_j, d_out_j = s_all[j, now:now + batch], dh[j], d_out[j]
+    derivative = scratch[DERIVATIVE, :batch]
+    o = _gates_read(act, layout, scratch, j, now, now + batch)[3]
+    _derivative(layout[7], s, derivative)
+    for b in range(batch):
+        d_out_j[b] = dh_j[b] * o[b] * derivative[b]
+    if layout[3] >= 0:
+        dz_o = dz[layout[3] + j, now:now + batch]
+        _derivative(layout[5], o, derivative)
+        for b in range(batch):
+            dz_o[b] = dh_j[b] * s[b] * derivative[b]
+
+
+@njit(inline="always", error_model="numpy")
+def backward_cell(act, peep, layout, c_all, dc, dz, d_source, scratch, j, now, batch):
+    """Unit j's dc = dc_t + d_source[j] (+ dz_o p_o), then dz_i, dz_f, dz_g; dc[j] becomes dc_{t-1}."""
+    has_peephole = layout[8] != 0
+    one = scalar(act, 1.0)
+    c_prev, dc_j, d_source_j = c_all[j, now:now + batch], dc[j], d_source[j]
+    derivative, d_cell = scratch[DERIVATIVE, :batch], scratch[D_CELL, :batch]
+    i, f, g, _ = _gates_read(act, layout, scratch, j, now, now + batch)
+    if layout[4] == COUPLED:
+        for b in range(batch):
+            f[b] = one - i[b]
+    for b in range(batch):
+        d_cell[b] = dc_j[b] + d_source_j[b]
+    if layout[3] >= 0 and has_peephole:
+        dz_o = dz[layout[3] + j, now:now + batch]
+        for b in range(batch):
+            d_cell[b] += dz_o[b] * peep[2, j]
+    for b in range(batch):
+        dc_j[b] = d_cell[b] * f[b]
+    if layout[0] >= 0:
+        dz_i = dz[layout[0] + j, now:now + batch]
+        _derivative(layout[5], i, derivative)
+        if layout[4] == COUPLED:  # f = 1 - i
+            for b in range(batch):
+                dz_i[b] = (d_cell[b] * g[b] - d_cell[b] * c_prev[b]) * derivative[b]
+        else:
+            for b in range(batch):
+                dz_i[b] = d_cell[b] * g[b] * derivative[b]
+        if has_peephole:
+            for b in range(batch):
+                dc_j[b] += dz_i[b] * peep[0, j]
+    if layout[1] >= 0:
+        dz_f = dz[layout[1] + j, now:now + batch]
+        _derivative(layout[5], f, derivative)
+        for b in range(batch):
+            dz_f[b] = d_cell[b] * c_prev[b] * derivative[b]
+        if has_peephole:
+            for b in range(batch):
+                dc_j[b] += dz_f[b] * peep[1, j]
+    dz_g = dz[layout[2] + j, now:now + batch]
+    _derivative(layout[6], g, derivative)
+    for b in range(batch):
+        dz_g[b] = d_cell[b] * i[b] * derivative[b]
+
+
+@njit(inline="always")
+def prefetch_unit(array, layout, j, now, batch):
+    """Prefetch unit j's rows of the blocks present (`_prefetch`)."""
+    for block in range(4):
+        if layout[block] >= 0:
+            prefetch_rows(array, layout[block] + j, 0, 1, now, batch)
