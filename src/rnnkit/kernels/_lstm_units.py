@@ -10,7 +10,10 @@ output-side gradient before any unit's cell-side one:
     backward:  `backward_output`   dz_o and d_out = dh o phi_out'(s), the gradient reaching s's input
                `backward_cell`     dc = dc_t + d_out (or LN'(d_out)), dz_i, dz_f, dz_g and dc_{t-1}
 
-Without layer norm a loop runs both halves for unit j before unit j + 1.
+Without layer norm nothing needs every unit at once, and `forward_unit` / `backward_unit` do
+both halves of unit j in one pass: the same equations, but splitting them cost the variants'
+training step about 20 % on the 2-core Xeon (c_t and s_t computed in one loop, no round trip of
+d_out through memory), so the one-pass forms stay for the common case.
 """
 
 from __future__ import annotations
@@ -105,6 +108,96 @@ def _gates_read(act, layout, scratch, j, now, nxt):
         f = ones
     o = act[layout[3] + j, now:nxt] if layout[3] >= 0 else ones
     return i, f, act[layout[2] + j, now:nxt], o
+
+
+@njit(inline="always", error_model="numpy")
+def forward_unit(act, bias, peep, layout, c_all, s_all, h_now, scratch, j, t, batch):
+    """Both forward halves of unit j at step t in one pass (without layer norm): its gate rows
+    over the batch, in place; h_now[j] becomes h_t's row."""
+    now, nxt = t * batch, (t + 1) * batch
+    has_peephole = layout[8] != 0
+    one = scalar(act, 1.0)
+    c_prev, c, s, h = c_all[j, now:nxt], c_all[j, nxt:nxt + batch], s_all[j, now:nxt], h_now[j]
+    i, f, g, o = _gates_read(act, layout, scratch, j, now, nxt)
+    if layout[0] >= 0:
+        _gate(i, bias[layout[0] + j], peep[0, j], c_prev, has_peephole, layout[5])
+    if layout[1] >= 0:
+        _gate(f, bias[layout[1] + j], peep[1, j], c_prev, has_peephole, layout[5])
+    elif layout[4] == COUPLED:
+        for b in range(batch):
+            f[b] = one - i[b]
+    _gate(g, bias[layout[2] + j], peep[0, j], c_prev, False, layout[6])
+    if layout[7] == TANH:  # the common cases in one loop each (fewer passes)
+        for b in range(batch):
+            c[b] = f[b] * c_prev[b] + i[b] * g[b]
+            s[b] = tanh(c[b])
+    else:
+        for b in range(batch):
+            c[b] = f[b] * c_prev[b] + i[b] * g[b]
+            s[b] = c[b]
+        _apply(layout[7], s)
+    if layout[3] >= 0 and layout[5] == SIGMOID:  # the output gate reads the new cell state
+        b_o, p_o = bias[layout[3] + j], peep[2, j]  # p_o = 0 without peepholes: adds an exact 0
+        for b in range(batch):
+            o[b] = sigmoid(o[b] + b_o + p_o * c[b])
+            h[b] = o[b] * s[b]
+    else:
+        if layout[3] >= 0:
+            _gate(o, bias[layout[3] + j], peep[2, j], c, has_peephole, layout[5])
+        for b in range(batch):
+            h[b] = o[b] * s[b]
+
+
+@njit(inline="always", error_model="numpy")
+def backward_unit(act, peep, layout, c_all, s_all, dh, dc, dz, scratch, j, t, batch):
+    """Both backward halves of unit j at step t in one pass (without layer norm): dz's rows of
+    the blocks present; dc[j] becomes dc_{t-1}."""
+    now, nxt = t * batch, (t + 1) * batch
+    has_peephole = layout[8] != 0
+    one = scalar(act, 1.0)
+    c_prev, s, dh_j, dc_j = c_all[j, now:nxt], s_all[j, now:nxt], dh[j], dc[j]
+    derivative, d_cell = scratch[DERIVATIVE, :batch], scratch[D_CELL, :batch]
+    i, f, g, o = _gates_read(act, layout, scratch, j, now, nxt)
+    if layout[4] == COUPLED:
+        for b in range(batch):
+            f[b] = one - i[b]
+    _derivative(layout[7], s, derivative)
+    for b in range(batch):
+        d_cell[b] = dc_j[b] + dh_j[b] * o[b] * derivative[b]
+    if layout[3] >= 0:
+        dz_o = dz[layout[3] + j, now:nxt]
+        _derivative(layout[5], o, derivative)
+        for b in range(batch):
+            dz_o[b] = dh_j[b] * s[b] * derivative[b]
+        if has_peephole:
+            for b in range(batch):
+                d_cell[b] += dz_o[b] * peep[2, j]
+    for b in range(batch):
+        dc_j[b] = d_cell[b] * f[b]
+    if layout[0] >= 0:
+        dz_i = dz[layout[0] + j, now:nxt]
+        _derivative(layout[5], i, derivative)
+        if layout[4] == COUPLED:  # f = 1 - i
+            for b in range(batch):
+                dz_i[b] = (d_cell[b] * g[b] - d_cell[b] * c_prev[b]) * derivative[b]
+        else:
+            for b in range(batch):
+                dz_i[b] = d_cell[b] * g[b] * derivative[b]
+        if has_peephole:
+            for b in range(batch):
+                dc_j[b] += dz_i[b] * peep[0, j]
+    if layout[1] >= 0:
+        dz_f = dz[layout[1] + j, now:nxt]
+        _derivative(layout[5], f, derivative)
+        for b in range(batch):
+            dz_f[b] = d_cell[b] * c_prev[b] * derivative[b]
+        if has_peephole:
+            for b in range(batch):
+                dc_j[b] += dz_f[b] * peep[1, j]
+    dz_g = dz[layout[2] + j, now:nxt]
+    _derivative(layout[6], g, derivative)
+    for b in range(batch):
+        dz_g[b] = d_cell[b] * i[b] * derivative[b]
 
 
 @njit(inline="always", error_model="numpy")

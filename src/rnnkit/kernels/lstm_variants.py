@@ -52,8 +52,10 @@ from ._lstm_units import (
     ONES,
     backward_cell,
     backward_output,
+    backward_unit,
     forward_cell,
     forward_output,
+    forward_unit,
     prefetch_unit,
 )
 from ._padding import any_held, clear_columns, held_steps
@@ -102,10 +104,10 @@ def forward_loop(addresses, w_hh, bias, peep, layout, act, h_now, c, s, h, held,
                 prefetch_unit(act, layout, j + AHEAD, now, batch)
                 prefetch_rows(c, j + AHEAD, 0, 1, now, 2 * batch)
                 prefetch_rows(s, j + AHEAD, 0, 1, now, batch)
-            forward_cell(act, bias, peep, layout, c, scratch, j, now, batch)
-            if not normalised:
-                forward_output(act, bias, peep, layout, c, s, h_now, scratch, j, now, batch,
-                               c[j, now + batch:now + 2 * batch])
+            if normalised:
+                forward_cell(act, bias, peep, layout, c, scratch, j, now, batch)
+            else:
+                forward_unit(act, bias, peep, layout, c, s, h_now, scratch, j, t, batch)
         if normalised:  # s's input is LN(c_t), for every unit
             normalise_columns(c[:, now + batch:now + 2 * batch], gain_cell, shift_cell, hat_cell[:, now:now + batch],
                               inv_cell[now:now + batch], s[:, now:now + batch], False)
@@ -143,9 +145,10 @@ def backward_loop(addresses, w_hh_t, peep, layout, act, c, s, dy, dh, dc, dz, he
                 prefetch_unit(dz, layout, j + AHEAD, now, batch)
                 prefetch_rows(c, j + AHEAD, 0, 1, now, batch)
                 prefetch_rows(s, j + AHEAD, 0, 1, now, batch)
-            backward_output(act, layout, s, dh, dz, d_out, scratch, j, now, batch)
-            if not normalised:
-                backward_cell(act, peep, layout, c, dc, dz, d_out, scratch, j, now, batch)
+            if normalised:
+                backward_output(act, layout, s, dh, dz, d_out, scratch, j, now, batch)
+            else:
+                backward_unit(act, peep, layout, c, s, dh, dc, dz, scratch, j, t, batch)
         dz_t = dz[:, now:now + batch]
         if normalised:
             if padded:  # a held sequence sends no gradient into this step's normalisations
