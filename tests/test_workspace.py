@@ -1,7 +1,10 @@
-"""The compiled kernels' pool of big arrays (rnnkit.kernels._workspace): aligned, and never
-handed out twice while anything, the array or a view of it, still refers to it."""
+"""Housekeeping of the compiled kernels: their pool of big arrays (rnnkit.kernels._workspace),
+aligned and never handed out twice while anything, the array or a view of it, still refers to it;
+and their on-disk compiled code, dropped when a kernel source changes."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -37,3 +40,32 @@ def test_an_array_nothing_refers_to_is_reused():
     _workspace.clear()
     address = _workspace.empty((64, 32), np.float32).ctypes.data
     assert _workspace.empty((64, 32), np.float32).ctypes.data == address
+
+
+def test_compiled_files_go_when_a_kernel_source_changes(tmp_path, monkeypatch):
+    """A stale compiled loop (Numba checks only the file of the function it compiled, not the
+    helpers inlined into it) is deleted once any kernels/*.py differs from the stamped hash."""
+    import shutil
+
+    from rnnkit import kernels
+
+    folder = tmp_path / "kernels"
+    shutil.copytree(Path(kernels.__file__).parent, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    cache = folder / "__pycache__"
+    cache.mkdir()
+    monkeypatch.setattr(kernels, "__file__", str(folder / "__init__.py"))
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+
+    def refresh():
+        monkeypatch.setattr(kernels, "_cache_checked", False)
+        kernels._refresh_compiled_cache()
+
+    refresh()  # first run: stamps the sources
+    compiled = cache / "lstm_variants.forward_loop-1.py311.nbi"
+    compiled.write_bytes(b"old")
+    refresh()  # unchanged sources: the compiled file stays
+    assert compiled.exists()
+    helper = folder / "_lstm_units.py"
+    helper.write_text(helper.read_text() + "\n# edited\n")
+    refresh()  # a helper changed: the compiled file goes
+    assert not compiled.exists()

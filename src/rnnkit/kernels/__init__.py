@@ -30,17 +30,20 @@ The test suite runs both and checks that they agree (tests/test_kernels.py).
     _workspace.py   big arrays reused across steps (no mmap/page-fault churn)
 
 Numba's on-disk cache is checked against the source file of the function it compiled, not the
-files of the helpers inlined into it: after editing a helper module (`activations.py`,
-`_padding.py`, ...), delete `kernels/__pycache__` (or set NUMBA_CACHE_DIR to a fresh folder), or
-the loops keep the old helper. An installed rnnkit changes all its files at once, so users are
-not affected.
+files of the helpers inlined into it: a loop in `lstm_variants.py` would keep running an old
+`_lstm_units.py` after an edit or a `git pull` that touched only the helper. So before the first
+kernel loads, `_refresh_compiled_cache` hashes every kernels/*.py and, when the hash differs from
+the one stamped in kernels/__pycache__, deletes the compiled files there (the next run compiles
+afresh). With NUMBA_CACHE_DIR set, that folder is the user's to clear.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import os
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -50,12 +53,40 @@ __all__ = ["available", "use_kernels", "load", "gemm_address", "add_matmul", "de
 _enabled = os.environ.get("RNNKIT_KERNELS", "1").strip().lower() not in ("0", "false", "no", "off")
 _import_error: str | None = None
 _modules: dict[str, ModuleType] = {}
+_cache_checked = False
+
+
+def _refresh_compiled_cache() -> None:
+    """Delete Numba's compiled files of these modules when any kernels/*.py changed since they
+    were made (module docstring); a stamp file holds the sources' hash."""
+    global _cache_checked
+    if _cache_checked or os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    _cache_checked = True
+    folder = Path(__file__).parent
+    cache, digest = folder / "__pycache__", hashlib.sha256()
+    for source in sorted(folder.glob("*.py")):
+        digest.update(source.name.encode() + source.read_bytes())
+    stamp = cache / "rnnkit-kernels.stamp"
+    try:
+        if stamp.read_text(encoding="ascii") == digest.hexdigest():
+            return
+    except OSError:
+        pass
+    try:
+        for compiled in list(cache.glob("*.nbi")) + list(cache.glob("*.nbc")):
+            compiled.unlink(missing_ok=True)
+        cache.mkdir(exist_ok=True)
+        stamp.write_text(digest.hexdigest(), encoding="ascii")
+    except OSError:  # a read-only install: Numba then compiles in memory anyway
+        pass
 
 
 def _blas() -> ModuleType | None:
     """kernels.blas, or None when Numba cannot be imported (recorded for `describe`)."""
     global _import_error
     if "blas" not in _modules and _import_error is None:
+        _refresh_compiled_cache()
         try:
             _modules["blas"] = importlib.import_module(".blas", __name__)
         except ImportError as error:  # numba (or llvmlite) missing or broken
@@ -91,6 +122,7 @@ def load(name: str) -> ModuleType:
     """The kernel module `name` ("lstm", "gru", "elman", "adam", ...), imported on first use so that
     `import rnnkit` does not import Numba."""
     if name not in _modules:
+        _refresh_compiled_cache()
         _modules[name] = importlib.import_module(f".{name}", __name__)
     return _modules[name]
 

@@ -111,174 +111,39 @@ def _gates_read(act, layout, scratch, j, now, nxt):
 
 
 @njit(inline="always", error_model="numpy")
-def forward_unit(act, bias, peep, layout, c_all, s_all, h_now, scratch, j, t, batch):
-    """Both forward halves of unit j at step t in one pass (without layer norm): its gate rows
-    over the batch, in place; h_now[j] becomes h_t's row."""
-    now, nxt = t * batch, (t + 1) * batch
+def _input_side(i, f, g, c_prev, bias, peep, layout, j, batch):
+    """Unit j's i, f (or 1 - i) and g rows in place; i and f read c_{t-1} through peepholes."""
     has_peephole = layout[8] != 0
-    one = scalar(act, 1.0)
-    c_prev, c, s, h = c_all[j, now:nxt], c_all[j, nxt:nxt + batch], s_all[j, now:nxt], h_now[j]
-    i, f, g, o = _gates_read(act, layout, scratch, j, now, nxt)
     if layout[0] >= 0:
         _gate(i, bias[layout[0] + j], peep[0, j], c_prev, has_peephole, layout[5])
     if layout[1] >= 0:
         _gate(f, bias[layout[1] + j], peep[1, j], c_prev, has_peephole, layout[5])
     elif layout[4] == COUPLED:
+        one = scalar(i, 1.0)
         for b in range(batch):
             f[b] = one - i[b]
     _gate(g, bias[layout[2] + j], peep[0, j], c_prev, False, layout[6])
-    if layout[7] == TANH:  # the common cases in one loop each (fewer passes)
-        for b in range(batch):
-            c[b] = f[b] * c_prev[b] + i[b] * g[b]
-            s[b] = tanh(c[b])
-    else:
-        for b in range(batch):
-            c[b] = f[b] * c_prev[b] + i[b] * g[b]
-            s[b] = c[b]
-        _apply(layout[7], s)
-    if layout[3] >= 0 and layout[5] == SIGMOID:  # the output gate reads the new cell state
+
+
+@njit(inline="always", error_model="numpy")
+def _output_side(o, c, s, h, bias, peep, layout, j, batch):
+    """Unit j's output gate in place (it reads the new cell state c_t) and h_t = o s_t."""
+    if layout[3] >= 0 and layout[5] == SIGMOID:  # the common case in one loop
         b_o, p_o = bias[layout[3] + j], peep[2, j]  # p_o = 0 without peepholes: adds an exact 0
         for b in range(batch):
             o[b] = sigmoid(o[b] + b_o + p_o * c[b])
             h[b] = o[b] * s[b]
     else:
         if layout[3] >= 0:
-            _gate(o, bias[layout[3] + j], peep[2, j], c, has_peephole, layout[5])
+            _gate(o, bias[layout[3] + j], peep[2, j], c, layout[8] != 0, layout[5])
         for b in range(batch):
             h[b] = o[b] * s[b]
 
 
 @njit(inline="always", error_model="numpy")
-def backward_unit(act, peep, layout, c_all, s_all, dh, dc, dz, scratch, j, t, batch):
-    """Both backward halves of unit j at step t in one pass (without layer norm): dz's rows of
-    the blocks present; dc[j] becomes dc_{t-1}."""
-    now, nxt = t * batch, (t + 1) * batch
+def _cell_side_gradients(dz, d_cell, dc_j, c_prev, i, f, g, peep, layout, derivative, j, now, batch):
+    """From d_cell = dL/dc_t (all paths): dc_{t-1} into dc_j, and dz_i, dz_f, dz_g."""
     has_peephole = layout[8] != 0
-    one = scalar(act, 1.0)
-    c_prev, s, dh_j, dc_j = c_all[j, now:nxt], s_all[j, now:nxt], dh[j], dc[j]
-    derivative, d_cell = scratch[DERIVATIVE, :batch], scratch[D_CELL, :batch]
-    i, f, g, o = _gates_read(act, layout, scratch, j, now, nxt)
-    if layout[4] == COUPLED:
-        for b in range(batch):
-            f[b] = one - i[b]
-    _derivative(layout[7], s, derivative)
-    for b in range(batch):
-        d_cell[b] = dc_j[b] + dh_j[b] * o[b] * derivative[b]
-    if layout[3] >= 0:
-        dz_o = dz[layout[3] + j, now:nxt]
-        _derivative(layout[5], o, derivative)
-        for b in range(batch):
-            dz_o[b] = dh_j[b] * s[b] * derivative[b]
-        if has_peephole:
-            for b in range(batch):
-                d_cell[b] += dz_o[b] * peep[2, j]
-    for b in range(batch):
-        dc_j[b] = d_cell[b] * f[b]
-    if layout[0] >= 0:
-        dz_i = dz[layout[0] + j, now:nxt]
-        _derivative(layout[5], i, derivative)
-        if layout[4] == COUPLED:  # f = 1 - i
-            for b in range(batch):
-                dz_i[b] = (d_cell[b] * g[b] - d_cell[b] * c_prev[b]) * derivative[b]
-        else:
-            for b in range(batch):
-                dz_i[b] = d_cell[b] * g[b] * derivative[b]
-        if has_peephole:
-            for b in range(batch):
-                dc_j[b] += dz_i[b] * peep[0, j]
-    if layout[1] >= 0:
-        dz_f = dz[layout[1] + j, now:nxt]
-        _derivative(layout[5], f, derivative)
-        for b in range(batch):
-            dz_f[b] = d_cell[b] * c_prev[b] * derivative[b]
-        if has_peephole:
-            for b in range(batch):
-                dc_j[b] += dz_f[b] * peep[1, j]
-    dz_g = dz[layout[2] + j, now:nxt]
-    _derivative(layout[6], g, derivative)
-    for b in range(batch):
-        dz_g[b] = d_cell[b] * i[b] * derivative[b]
-
-
-@njit(inline="always", error_model="numpy")
-def forward_cell(act, bias, peep, layout, c_all, scratch, j, now, batch):
-    """Unit j's gates i, f and candidate g in place, and c_t = f c_{t-1} + i g (c_all[j]'s
-    columns now + B ...; c_{t-1} at now ...)."""
-    has_peephole = layout[8] != 0
-    one = scalar(act, 1.0)
-    c_prev, c = c_all[j, now:now + batch], c_all[j, now + batch:now + 2 * batch]
-    i, f, g, _ = _gates_read(act, layout, scratch, j, now, now + batch)
-    if layout[0] >= 0:
-        _gate(i, bias[layout[0] + j], peep[0, j], c_prev, has_peephole, layout[5])
-    if layout[1] >= 0:
-        _gate(f, bias[layout[1] + j], peep[1, j], c_prev, has_peephole, layout[5])
-    elif layout[4] == COUPLED:
-        for b in range(batch):
-            f[b] = one - i[b]
-    _gate(g, bias[layout[2] + j], peep[0, j], c_prev, False, layout[6])
-    for b in range(batch):
-        c[b] = f[b] * c_prev[b] + i[b] * g[b]
-
-
-@njit(inline="always", error_model="numpy")
-def forward_output(act, bias, peep, layout, c_all, s_all, h_now, scratch, j, now, batch, source):
-    """Unit j's s_t = phi_out(source) (source: c_t, or LN(c_t) already in s), the output gate
-    (reading c_t) and h_t = o s_t into h_now[j]."""
-    has_peephole = layout[8] != 0
-    c, s, h = c_all[j, now + batch:now + 2 * batch], s_all[j, now:now + batch], h_now[j]
-    o = _gates_read(act, layout, scratch, j, now, now + batch)[3]
-    if layout[7] == TANH:
-        for b in range(batch):
-            s[b] = tanh(source[b])
-    else:
-        for b in range(batch):
-            s[b] = source[b]
-        _apply(layout[7], s)
-    if layout[3] >= 0 and layout[5] == SIGMOID:  # the output gate reads the new cell state
-        b_o, p_o = bias[layout[3] + j], peep[2, j]  # p_o = 0 without peepholes: adds an exact 0
-        for b in range(batch):
-            o[b] = sigmoid(o[b] + b_o + p_o * c[b])
-            h[b] = o[b] * s[b]
-    else:
-        if layout[3] >= 0:
-            _gate(o, bias[layout[3] + j], peep[2, j], c, has_peephole, layout[5])
-        for b in range(batch):
-            h[b] = o[b] * s[b]
-
-
-@njit(inline="always", error_model="numpy")
-def backward_output(act, layout, s_all, dh, dz, d_out, scratch, j, now, batch):
-    """Unit j's dz_o = dh s sigma'(o) and d_out[j] = dh o phi_out'(s)."""
-    s, dh_j, d_out_j = s_all[j, now:now + batch], dh[j], d_out[j]
-    derivative = scratch[DERIVATIVE, :batch]
-    o = _gates_read(act, layout, scratch, j, now, now + batch)[3]
-    _derivative(layout[7], s, derivative)
-    for b in range(batch):
-        d_out_j[b] = dh_j[b] * o[b] * derivative[b]
-    if layout[3] >= 0:
-        dz_o = dz[layout[3] + j, now:now + batch]
-        _derivative(layout[5], o, derivative)
-        for b in range(batch):
-            dz_o[b] = dh_j[b] * s[b] * derivative[b]
-
-
-@njit(inline="always", error_model="numpy")
-def backward_cell(act, peep, layout, c_all, dc, dz, d_source, scratch, j, now, batch):
-    """Unit j's dc = dc_t + d_source[j] (+ dz_o p_o), then dz_i, dz_f, dz_g; dc[j] becomes dc_{t-1}."""
-    has_peephole = layout[8] != 0
-    one = scalar(act, 1.0)
-    c_prev, dc_j, d_source_j = c_all[j, now:now + batch], dc[j], d_source[j]
-    derivative, d_cell = scratch[DERIVATIVE, :batch], scratch[D_CELL, :batch]
-    i, f, g, _ = _gates_read(act, layout, scratch, j, now, now + batch)
-    if layout[4] == COUPLED:
-        for b in range(batch):
-            f[b] = one - i[b]
-    for b in range(batch):
-        d_cell[b] = dc_j[b] + d_source_j[b]
-    if layout[3] >= 0 and has_peephole:
-        dz_o = dz[layout[3] + j, now:now + batch]
-        for b in range(batch):
-            d_cell[b] += dz_o[b] * peep[2, j]
     for b in range(batch):
         dc_j[b] = d_cell[b] * f[b]
     if layout[0] >= 0:
@@ -305,6 +170,113 @@ def backward_cell(act, peep, layout, c_all, dc, dz, d_source, scratch, j, now, b
     _derivative(layout[6], g, derivative)
     for b in range(batch):
         dz_g[b] = d_cell[b] * i[b] * derivative[b]
+
+
+@njit(inline="always", error_model="numpy")
+def _coupled_forget(i, f, layout, batch):
+    """A coupled forget gate's row f = 1 - i (the scratch row `_gates_read` handed out)."""
+    if layout[4] == COUPLED:
+        one = scalar(i, 1.0)
+        for b in range(batch):
+            f[b] = one - i[b]
+
+
+@njit(inline="always", error_model="numpy")
+def forward_unit(act, bias, peep, layout, c_all, s_all, h_now, scratch, j, t, batch):
+    """Both forward halves of unit j at step t in one pass (without layer norm): its gate rows
+    over the batch, in place; h_now[j] becomes h_t's row."""
+    now, nxt = t * batch, (t + 1) * batch
+    c_prev, c, s, h = c_all[j, now:nxt], c_all[j, nxt:nxt + batch], s_all[j, now:nxt], h_now[j]
+    i, f, g, o = _gates_read(act, layout, scratch, j, now, nxt)
+    _input_side(i, f, g, c_prev, bias, peep, layout, j, batch)
+    if layout[7] == TANH:  # c_t and s_t in one loop
+        for b in range(batch):
+            c[b] = f[b] * c_prev[b] + i[b] * g[b]
+            s[b] = tanh(c[b])
+    else:
+        for b in range(batch):
+            c[b] = f[b] * c_prev[b] + i[b] * g[b]
+            s[b] = c[b]
+        _apply(layout[7], s)
+    _output_side(o, c, s, h, bias, peep, layout, j, batch)
+
+
+@njit(inline="always", error_model="numpy")
+def backward_unit(act, peep, layout, c_all, s_all, dh, dc, dz, scratch, j, t, batch):
+    """Both backward halves of unit j at step t in one pass (without layer norm): dz's rows of
+    the blocks present; dc[j] becomes dc_{t-1}."""
+    now, nxt = t * batch, (t + 1) * batch
+    c_prev, s, dh_j, dc_j = c_all[j, now:nxt], s_all[j, now:nxt], dh[j], dc[j]
+    derivative, d_cell = scratch[DERIVATIVE, :batch], scratch[D_CELL, :batch]
+    i, f, g, o = _gates_read(act, layout, scratch, j, now, nxt)
+    _coupled_forget(i, f, layout, batch)
+    _derivative(layout[7], s, derivative)
+    for b in range(batch):  # dL/dc_t: the carried gradient and the one through s_t
+        d_cell[b] = dc_j[b] + dh_j[b] * o[b] * derivative[b]
+    if layout[3] >= 0:
+        dz_o = dz[layout[3] + j, now:nxt]
+        _derivative(layout[5], o, derivative)
+        for b in range(batch):
+            dz_o[b] = dh_j[b] * s[b] * derivative[b]
+        if layout[8] != 0:
+            for b in range(batch):
+                d_cell[b] += dz_o[b] * peep[2, j]
+    _cell_side_gradients(dz, d_cell, dc_j, c_prev, i, f, g, peep, layout, derivative, j, now, batch)
+
+
+@njit(inline="always", error_model="numpy")
+def forward_cell(act, bias, peep, layout, c_all, scratch, j, now, batch):
+    """Unit j's gates i, f and candidate g in place, and c_t = f c_{t-1} + i g (c_all[j]'s
+    columns now + B ...; c_{t-1} at now ...)."""
+    c_prev, c = c_all[j, now:now + batch], c_all[j, now + batch:now + 2 * batch]
+    i, f, g, _ = _gates_read(act, layout, scratch, j, now, now + batch)
+    _input_side(i, f, g, c_prev, bias, peep, layout, j, batch)
+    for b in range(batch):
+        c[b] = f[b] * c_prev[b] + i[b] * g[b]
+
+
+@njit(inline="always", error_model="numpy")
+def forward_output(act, bias, peep, layout, c_all, s_all, h_now, scratch, j, now, batch, source):
+    """Unit j's s_t = phi_out(source) (source: LN(c_t), already in s), the output gate
+    (reading c_t) and h_t = o s_t into h_now[j]."""
+    c, s, h = c_all[j, now + batch:now + 2 * batch], s_all[j, now:now + batch], h_now[j]
+    o = _gates_read(act, layout, scratch, j, now, now + batch)[3]
+    for b in range(batch):
+        s[b] = source[b]
+    _apply(layout[7], s)
+    _output_side(o, c, s, h, bias, peep, layout, j, batch)
+
+
+@njit(inline="always", error_model="numpy")
+def backward_output(act, layout, s_all, dh, dz, d_out, scratch, j, now, batch):
+    """Unit j's dz_o = dh s sigma'(o) and d_out[j] = dh o phi_out'(s)."""
+    s, dh_j, d_out_j = s_all[j, now:now + batch], dh[j], d_out[j]
+    derivative = scratch[DERIVATIVE, :batch]
+    o = _gates_read(act, layout, scratch, j, now, now + batch)[3]
+    _derivative(layout[7], s, derivative)
+    for b in range(batch):
+        d_out_j[b] = dh_j[b] * o[b] * derivative[b]
+    if layout[3] >= 0:
+        dz_o = dz[layout[3] + j, now:now + batch]
+        _derivative(layout[5], o, derivative)
+        for b in range(batch):
+            dz_o[b] = dh_j[b] * s[b] * derivative[b]
+
+
+@njit(inline="always", error_model="numpy")
+def backward_cell(act, peep, layout, c_all, dc, dz, d_source, scratch, j, now, batch):
+    """Unit j's dc = dc_t + d_source[j] (+ dz_o p_o), then dz_i, dz_f, dz_g; dc[j] becomes dc_{t-1}."""
+    c_prev, dc_j, d_source_j = c_all[j, now:now + batch], dc[j], d_source[j]
+    derivative, d_cell = scratch[DERIVATIVE, :batch], scratch[D_CELL, :batch]
+    i, f, g, _ = _gates_read(act, layout, scratch, j, now, now + batch)
+    _coupled_forget(i, f, layout, batch)
+    for b in range(batch):
+        d_cell[b] = dc_j[b] + d_source_j[b]
+    if layout[3] >= 0 and layout[8] != 0:
+        dz_o = dz[layout[3] + j, now:now + batch]
+        for b in range(batch):
+            d_cell[b] += dz_o[b] * peep[2, j]
+    _cell_side_gradients(dz, d_cell, dc_j, c_prev, i, f, g, peep, layout, derivative, j, now, batch)
 
 
 @njit(inline="always")
