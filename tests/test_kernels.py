@@ -149,6 +149,15 @@ def test_kernel_choice_follows_the_cell():
         assert rnnkit.LSTM(3, 4)._cells[0][0].fused() is None
 
 
+@pytest.mark.parametrize("name", ["lstm", "lstm_variants", "gru", "gru_textbook", "elman"])
+def test_time_loops_compile_without_reference_counting(name):
+    """The loops' speed rests on Numba's `_nrt=False` (`kernels/_loop_kernel.py`): a Numba that
+    dropped the option would run them, correct but slower, and this says so."""
+    module = kernels.load(name)
+    for loop in (module.forward_loop, module.backward_loop):
+        assert loop.targetoptions.get("_nrt") is False, f"{name}.{loop.__name__} counts references"
+
+
 def test_caches_are_interchangeable():
     """A compiled forward's cache has the reference layout: NumPy's backward can follow it."""
     rng = np.random.default_rng(0)

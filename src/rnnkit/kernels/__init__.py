@@ -28,6 +28,8 @@ The test suite runs both and checks that they agree (tests/test_kernels.py).
     _recurrent_dropout.py  the recurrent dropout mask on the state W_hh reads, and its gradient
     _sequence.py    projection and weight gradients around the loop (the NumPy code's)
     _workspace.py   big arrays reused across steps (no mmap/page-fault churn)
+    _loop_kernel.py how the time loops are compiled: without reference counting, so without
+                    allocations; the loops' array copies
 
 Numba's on-disk cache is checked against the source file of the function it compiled, not the
 files of the helpers inlined into it: a loop in `lstm_variants.py` would keep running an old

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from numba import njit
 
 from ._prefetch import AHEAD, prefetch_rows
@@ -35,13 +34,14 @@ def _ahead(array, r):
 
 
 @njit(inline="always", error_model="numpy")
-def normalise_columns(v, gain, shift, v_hat, inv, out, add):
+def normalise_columns(v, gain, shift, v_hat, inv, out, add, sums):
     """For each column b of v (R, B): v_hat[:, b] and inv[b] as above, and out[:, b] = gain *
-    v_hat (+ shift when it has entries), added to out when `add`."""
+    v_hat (+ shift when it has entries), added to out when `add`. sums: (2, B) scratch."""
     rows, columns = v.shape
     zero = v.dtype.type(0.0)
-    mean = np.zeros(columns, v.dtype)
-    variance = np.zeros(columns, v.dtype)
+    mean, variance = sums[0, :columns], sums[1, :columns]
+    mean[:] = zero
+    variance[:] = zero
     for r in range(rows):
         _ahead(v, r)
         for b in range(columns):
@@ -67,12 +67,13 @@ def normalise_columns(v, gain, shift, v_hat, inv, out, add):
 
 
 @njit(inline="always", error_model="numpy")
-def normalise_backward_columns(dy, gain, v_hat, inv, dv, grad_gain, grad_shift):
+def normalise_backward_columns(dy, gain, v_hat, inv, dv, grad_gain, grad_shift, sums):
     """dv (R, B) from dy (R, B), column by column; adds the gain's (and, when grad_shift has
-    entries, the shift's) gradient."""
+    entries, the shift's) gradient. sums: (2, B) scratch."""
     rows, columns = dy.shape
-    first = np.zeros(columns, dy.dtype)  # mean_r d_hat
-    second = np.zeros(columns, dy.dtype)  # mean_r d_hat v_hat
+    first, second = sums[0, :columns], sums[1, :columns]  # mean_r d_hat, mean_r d_hat v_hat
+    first[:] = 0.0
+    second[:] = 0.0
     for r in range(rows):
         _ahead(dy, r)
         _ahead(v_hat, r)

@@ -29,7 +29,7 @@ from .activations import scalar, sigmoid, tanh
 CODES = {"sigmoid": 0, "tanh": 1, "relu": 2, "elu": 3, "identity": 4}
 SIGMOID, TANH, RELU, ELU, IDENTITY = CODES.values()
 LEARNED, NONE, COUPLED = 0, 1, 2  # the forget gate's kinds (LSTMStructure.forget_gate)
-ONES, COUPLED_F, DERIVATIVE, D_CELL = 0, 1, 2, 3  # rows of the (4, B) scratch array
+ONES, COUPLED_F, DERIVATIVE, D_CELL, SUMS = 0, 1, 2, 3, 4  # rows of the (6, B) scratch array (SUMS: 2)
 
 
 @njit(inline="always", error_model="numpy")

@@ -42,7 +42,8 @@ def hold_columns(held_t, previous, current):
     """current[:, b] = previous[:, b] for the held sequences b (feature-major state)."""
     for b in range(held_t.shape[0]):
         if held_t[b]:
-            current[:, b] = previous[:, b]
+            for j in range(current.shape[0]):
+                current[j, b] = previous[j, b]
 
 
 @njit(inline="always")
@@ -50,7 +51,8 @@ def hold_rows(held_t, previous, current):
     """current[b] = previous[b] for the held sequences b (batch-major state)."""
     for b in range(held_t.shape[0]):
         if held_t[b]:
-            current[b] = previous[b]
+            for j in range(current.shape[1]):
+                current[b, j] = previous[b, j]
 
 
 @njit(inline="always")
@@ -76,7 +78,8 @@ def passes_through(held, padded, t, b, dh, dy_previous):
     """For a batch-major backward step: if sequence b is held at step t, dh[b] += dy_{t-1}[b]
     (its gradient passes through the step) and True; else False, and the step computes it."""
     if padded and held[t, b]:
-        dh[b] += dy_previous[b]
+        for j in range(dh.shape[1]):
+            dh[b, j] += dy_previous[b, j]
         return True
     return False
 
@@ -104,4 +107,5 @@ def carry_rows(held_t, dh, dy, previous, add_dy):
         if not held_t[b]:
             dh[b] = zero
         if add_dy:
-            dh[b] += dy[previous, b]
+            for j in range(dh.shape[1]):
+                dh[b, j] += dy[previous, b, j]

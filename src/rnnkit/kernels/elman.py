@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 from numba import njit
 
+from ._loop_kernel import add_into, copy, loop_kernel
 from ._padding import any_held, carry_rows, clear_rows, held_steps, hold_rows
 from ._recurrent_dropout import add_product, fed, mask_for_loop
 from ._sequence import bias_or_zeros, loop_masks, output_gradients
@@ -29,13 +30,12 @@ def _activate_row(z, bias, h, code, slope):
         h[j] = activate(code, z[j] + bias[j], slope)
 
 
-@kernel
-def forward_loop(addresses, w_hh_t, b_hh, projection, h, held, dropped, code, slope):
+@loop_kernel
+def forward_loop(addresses, w_hh_t, b_hh, projection, h, held, dropped, code, slope, operand):
     """projection: (T, B, H) input projections, used as scratch; h: (T+1, B, H) with h[0] set;
     held: (T, B) padded steps, or (0, B) (`_padding`); dropped: the recurrent dropout mask
-    (B, H), or (0, 0) (`_recurrent_dropout`)."""
+    (B, H), or (0, 0) (`_recurrent_dropout`); operand: (B, H) scratch."""
     steps, batch, _ = projection.shape
-    operand = np.empty_like(h[0])
     for t in range(steps):
         product(addresses, fed(h[t], dropped, operand), w_hh_t, projection[t], 1.0)
         for b in range(batch):
@@ -44,15 +44,14 @@ def forward_loop(addresses, w_hh_t, b_hh, projection, h, held, dropped, code, sl
             hold_rows(held[t], h[t], h[t + 1])
 
 
-@kernel
-def backward_loop(addresses, w_hh, h, dy, dh, dz, held, dropped, code, slope):
+@loop_kernel
+def backward_loop(addresses, w_hh, h, dy, dh, dz, held, dropped, code, slope, scratch):
     """dy: (T, B, H) or (0, B, H); dh: (B, H) dL/dh_T in, dL/dh_0 out; dz: (T, B, H) written;
-    a held (padded) sequence's dh passes through its step, with dz = 0."""
+    a held (padded) sequence's dh passes through its step, with dz = 0; scratch: (B, H)."""
     steps, batch, hidden = dz.shape
     has_dy = dy.shape[0] > 0
-    scratch = np.empty_like(dh)
     if has_dy:
-        dh += dy[steps - 1]
+        add_into(dh, dy[steps - 1])
     for t in range(steps - 1, -1, -1):
         for b in range(batch):
             out, grad, dh_b = h[t + 1, b], dz[t, b], dh[b]
@@ -63,7 +62,7 @@ def backward_loop(addresses, w_hh, h, dy, dh, dz, held, dropped, code, slope):
             clear_rows(held[t], dz[t])
             carry_rows(held[t], dh, dy, t - 1, add_dy)
         elif add_dy:
-            dh[:] = dy[t - 1]
+            copy(dy[t - 1], dh)
         elif dropped.shape[0] == 0:  # dh = dz_t W_hh, nothing to add it to
             product(addresses, dz[t], w_hh, dh, 0.0)
             continue
@@ -99,7 +98,7 @@ def forward_sequence(cell, x: np.ndarray, state0, mask=None, recurrent_mask=None
     w_hh_t = np.ascontiguousarray(cell.weight_hh.value.T)
     forward_loop(find_blas(dtype), w_hh_t, bias_or_zeros(cell.bias_hh, rows, dtype), projection, h,
                  held_steps(mask, batch), mask_for_loop(recurrent_mask, dtype, feature_major=False),
-                 *_activation(cell, dtype))
+                 *_activation(cell, dtype), np.empty_like(h[0]))
     return h[1:], (h[-1],), SimpleNamespace(h=h, recurrent_mask=None)
 
 
@@ -110,7 +109,8 @@ def backward_sequence(cell, d_outputs, d_state, cache):
     dh = np.array(d_state[0], dtype=h.dtype, order="C")
     dy = output_gradients(d_outputs, batch, hidden, h.dtype)
     held, dropped = loop_masks(cache, batch, h.dtype, feature_major=False)
-    backward_loop(find_blas(h.dtype), cell.weight_hh.value, h, dy, dh, dz, held, dropped, *_activation(cell, h.dtype))
+    backward_loop(find_blas(h.dtype), cell.weight_hh.value, h, dy, dh, dz, held, dropped, *_activation(cell, h.dtype),
+                  np.empty_like(dh))
     return cell.finish_backward(cache, dz, dz), (dh,)
 
 

@@ -23,6 +23,7 @@ from types import SimpleNamespace
 import numpy as np
 from numba import njit
 
+from ._loop_kernel import add_into, loop_kernel
 from ._padding import any_held, clear_rows, held_steps, hold_rows, passes_through
 from ._recurrent_dropout import add_product, fed, mask_for_loop
 from ._sequence import bias_or_zeros, loop_masks, output_gradients
@@ -64,15 +65,14 @@ def _gradient_row(gates, q, h_prev, dh, dy_prev, d_in, d_rec, hidden, one):
         dh[j] = dh[j] * z[j] + dy_prev[j]
 
 
-@kernel
-def forward_loop(addresses, w_hh_t, b_hh, act, kept, h, recurrent, held, dropped):
+@loop_kernel
+def forward_loop(addresses, w_hh_t, b_hh, act, kept, h, recurrent, held, dropped, operand):
     """act: (T, B, 3H) input projections in, r, z, n out; kept: (T, B, H) q out; h: (T+1, B, H)
     with h[0] the initial state; recurrent: (B, 3H) scratch; w_hh_t: W_hh^T, contiguous; held:
     (T, B) padded steps, or (0, B) (`_padding`); dropped: the recurrent dropout mask (B, H), or
-    (0, 0) (`_recurrent_dropout`)."""
+    (0, 0) (`_recurrent_dropout`); operand: (B, H) scratch."""
     steps, batch, rows = act.shape
     hidden = rows // 3
-    operand = np.empty_like(h[0])
     for t in range(steps):
         product(addresses, fed(h[t], dropped, operand), w_hh_t, recurrent, 0.0)
         for b in range(batch):
@@ -81,17 +81,17 @@ def forward_loop(addresses, w_hh_t, b_hh, act, kept, h, recurrent, held, dropped
             hold_rows(held[t], h[t], h[t + 1])
 
 
-@kernel
-def backward_loop(addresses, w_hh, act, kept, h, dy, dh, d_input, d_recurrent, held, dropped):
+@loop_kernel
+def backward_loop(addresses, w_hh, act, kept, h, dy, dh, d_input, d_recurrent, held, dropped, no_dy, scratch):
     """dy: (T, B, H) or (0, B, H) for none; dh: (B, H) dL/dh_T in, dL/dh_0 out; d_input and
-    d_recurrent: (T, B, 3H), written. A held (padded) sequence's dh passes through its step."""
+    d_recurrent: (T, B, 3H), written. A held (padded) sequence's dh passes through its step.
+    no_dy: (B, H) zeros; scratch: (B, H)."""
     steps, batch, rows = act.shape
     hidden = rows // 3
     one = scalar(act, 1.0)
-    no_dy, scratch = np.zeros_like(dh), np.empty_like(dh)
     has_dy = dy.shape[0] > 0
     if has_dy:
-        dh += dy[steps - 1]
+        add_into(dh, dy[steps - 1])
     for t in range(steps - 1, -1, -1):
         dy_prev = dy[t - 1] if has_dy and t > 0 else no_dy
         padded = any_held(held, t)
@@ -131,7 +131,7 @@ def forward_sequence(cell, x: np.ndarray, state0, mask=None, recurrent_mask=None
     w_hh_t = np.ascontiguousarray(cell.weight_hh.value.T)
     forward_loop(find_blas(dtype), w_hh_t, bias_or_zeros(cell.bias_hh, rows, dtype), projection, kept, h,
                  np.empty((batch, rows), dtype), held_steps(mask, batch),
-                 mask_for_loop(recurrent_mask, dtype, feature_major=False))
+                 mask_for_loop(recurrent_mask, dtype, feature_major=False), np.empty_like(h[0]))
     return h[1:], (h[-1],), SimpleNamespace(h=h, act=projection, kept=kept, recurrent_mask=None)
 
 
@@ -142,7 +142,7 @@ def backward_sequence(cell, d_outputs, d_state, cache):
     dh = np.array(d_state[0], dtype=act.dtype, order="C")
     dy = output_gradients(d_outputs, batch, cell.hidden_size, act.dtype)
     backward_loop(find_blas(act.dtype), cell.weight_hh.value, act, cache.kept, cache.h, dy, dh, d_input, d_recurrent,
-                  *loop_masks(cache, batch, act.dtype, feature_major=False))
+                  *loop_masks(cache, batch, act.dtype, feature_major=False), np.zeros_like(dh), np.empty_like(dh))
     return cell.finish_backward(cache, d_input, d_recurrent), (dh,)
 
 

@@ -29,13 +29,12 @@ from types import SimpleNamespace
 import numpy as np
 from numba import njit
 
+from ._loop_kernel import add_into, loop_kernel
 from ._padding import any_held, clear_rows, held_steps, hold_rows, passes_through
 from ._recurrent_dropout import add_product, fed, mask_for_loop
 from ._sequence import bias_or_zeros, loop_masks, output_gradients
 from .activations import scalar, sigmoid, tanh
 from .blas import find_blas, product
-
-kernel = njit(cache=True, error_model="numpy")
 
 
 @njit(inline="always", error_model="numpy")
@@ -60,16 +59,15 @@ def _candidate_row(a, q, bias, h_prev, h, hidden):
         h[j] = (h_prev[j] - n[j]) * z[j] + n[j]
 
 
-@kernel
-def forward_loop(addresses, w_gates_t, w_candidate_t, b_hh, act, kept, h, held, dropped):
+@loop_kernel
+def forward_loop(addresses, w_gates_t, w_candidate_t, b_hh, act, kept, h, held, dropped, gates_product, work):
     """act: (T, B, 3H) input projections in, r, z, n out; kept: (T, B, H) written; h: (T+1, B, H)
     with h[0] the initial state; w_gates_t (H, 2H) and w_candidate_t (H, H): W_g^T and W_hn^T,
-    contiguous; held, dropped: as in `gru.forward_loop`."""
+    contiguous; held, dropped: as in `gru.forward_loop`; gates_product (B, 2H) and work (2, B, H):
+    scratch."""
     steps, batch, rows = act.shape
     hidden = rows // 3
-    gates_product = np.empty((batch, 2 * hidden), act.dtype)
-    candidate_product = np.empty((batch, hidden), act.dtype)
-    operand = np.empty((batch, hidden), act.dtype)
+    candidate_product, operand = work[0], work[1]
     for t in range(steps):
         u = fed(h[t], dropped, operand)
         product(addresses, u, w_gates_t, gates_product, 0.0)
@@ -102,20 +100,17 @@ def _reset_row(gates, u, e, d_act, fed_grad, mask, hidden, one):
         fed_grad[j] = e[j] * r[j] * mask[j]
 
 
-@kernel
-def backward_loop(addresses, w_gates, w_candidate, act, kept, h, dy, dh, d_act, held, dropped):
+@loop_kernel
+def backward_loop(addresses, w_gates, w_candidate, act, kept, h, dy, dh, d_act, held, dropped, no_dy, ones, work):
     """dy: (T, B, H) or (0, B, H) for none; dh: (B, H) dL/dh_T in, dL/dh_0 out; d_act: (T, B, 3H)
-    dz_r, dz_z, dz_n written; w_gates (2H, H), w_candidate (H, H): W_g and W_hn."""
+    dz_r, dz_z, dz_n written; w_gates (2H, H), w_candidate (H, H): W_g and W_hn. no_dy: (B, H)
+    zeros; ones: (H,) ones; work: (3, B, H) scratch."""
     steps, batch, rows = act.shape
     hidden = rows // 3
     one = scalar(act, 1.0)
-    no_dy = np.zeros_like(dh)
-    ones = np.ones(hidden, act.dtype)
-    e = np.empty((batch, hidden), act.dtype)
-    fed_grad = np.empty((batch, hidden), act.dtype)
-    operand = np.empty((batch, hidden), act.dtype)
+    e, fed_grad, operand = work[0], work[1], work[2]
     if dy.shape[0] > 0:
-        dh += dy[steps - 1]
+        add_into(dh, dy[steps - 1])
     for t in range(steps - 1, -1, -1):
         padded = any_held(held, t)
         dy_prev = dy[t - 1] if dy.shape[0] > 0 and t > 0 else no_dy  # dy_{t-1}, joining dh on the way
@@ -130,7 +125,7 @@ def backward_loop(addresses, w_gates, w_candidate, act, kept, h, dy, dh, d_act, 
             _reset_row(act[t, b], u[b], e[b], d_act[t, b], fed_grad[b],
                        dropped[b] if dropped.shape[0] > 0 else ones, hidden, one)
         add_product(addresses, d_act[t, :, :2 * hidden], w_gates, fed_grad, dropped, operand)
-        dh += fed_grad
+        add_into(dh, fed_grad)
 
 
 # ----------------------------------------------------------------------- Python entry points
@@ -145,7 +140,8 @@ def forward_sequence(cell, x: np.ndarray, state0, mask=None, recurrent_mask=None
     w = cell.weight_hh.value
     forward_loop(find_blas(dtype), np.ascontiguousarray(w[:2 * hidden].T), np.ascontiguousarray(w[2 * hidden:].T),
                  bias_or_zeros(cell.bias_hh, rows, dtype), projection, kept, h, held_steps(mask, batch),
-                 mask_for_loop(recurrent_mask, dtype, feature_major=False))
+                 mask_for_loop(recurrent_mask, dtype, feature_major=False), np.empty((batch, 2 * hidden), dtype),
+                 np.empty((2, batch, hidden), dtype))
     return h[1:], (h[-1],), SimpleNamespace(h=h, act=projection, kept=kept, recurrent_mask=None)
 
 
@@ -158,7 +154,8 @@ def backward_sequence(cell, d_outputs, d_state, cache):
     dy = output_gradients(d_outputs, batch, hidden, act.dtype)
     w = cell.weight_hh.value
     backward_loop(find_blas(act.dtype), w[:2 * hidden], w[2 * hidden:], act, cache.kept, cache.h, dy, dh, d_act,
-                  *loop_masks(cache, batch, act.dtype, feature_major=False))
+                  *loop_masks(cache, batch, act.dtype, feature_major=False), np.zeros_like(dh),
+                  np.ones(hidden, act.dtype), np.empty((3, batch, hidden), act.dtype))
     return cell.finish_backward(cache, d_act, d_act), (dh,)
 
 

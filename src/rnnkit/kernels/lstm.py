@@ -31,6 +31,7 @@ import numpy as np
 from numba import njit
 
 from . import _workspace
+from ._loop_kernel import copy, copy_transposed, loop_kernel
 from ._padding import any_held, carry_columns, clear_columns, held_steps, hold_columns
 from ._prefetch import AHEAD, prefetch_rows
 from ._recurrent_dropout import add_product, fed, mask_for_loop
@@ -104,15 +105,14 @@ def _gradient_unit(act, c_all, s_all, dh, dc, dz, j, hidden, t, batch, one):
         dc_j[b] = d_cell * f[b]
 
 
-@kernel
-def forward_loop(addresses, w_hh, bias, act, h_now, c, s, h, held, dropped):
+@loop_kernel
+def forward_loop(addresses, w_hh, bias, act, h_now, c, s, h, held, dropped, operand):
     """act: (4H, T*B) input projections W_ih x_t (no bias) in, gate activations out; c:
     (H, (T+1)*B) with c_0 in the first B columns; s: (H, T*B); h_now: (H, B), h_0 in, h_T out
     (the GEMM's operand); h: (T+1, B, H), every h_t batch-major (h[0] is not touched). bias:
     b_ih + b_hh; held: (T, B) padded steps, or (0, B) (`_padding`); dropped: the recurrent
-    dropout mask (H, B), or (0, 0) (`_recurrent_dropout`)."""
+    dropout mask (H, B), or (0, 0) (`_recurrent_dropout`); operand: (H, B) scratch."""
     steps, batch, hidden = h.shape[0] - 1, h.shape[1], h.shape[2]
-    operand = np.empty_like(h_now)
     for t in range(steps):
         product(addresses, w_hh, fed(h_now, dropped, operand), act[:, t * batch:(t + 1) * batch], 1.0)
         for j in range(hidden):
@@ -122,8 +122,7 @@ def forward_loop(addresses, w_hh, bias, act, h_now, c, s, h, held, dropped):
                 prefetch_rows(s, j + AHEAD, 0, 1, t * batch, batch)
             _activate_unit(act, bias, c, s, h_now, j, hidden, t, batch)
         hold_state(held, t, c, h, h_now)
-        for b in range(batch):  # the layer's output, batch-major for whatever reads it next
-            h[t + 1, b] = h_now[:, b]
+        copy_transposed(h_now, h[t + 1])  # the layer's output, batch-major for whatever reads it next
 
 
 @njit(inline="always")
@@ -135,22 +134,22 @@ def hold_state(held, t, c, h, h_now):
         hold_columns(held[t], h[t].T, h_now)
 
 
-@kernel
-def backward_loop(addresses, w_hh_t, act, c, s, dy, dh, dc, dz, held, dropped):
+@loop_kernel
+def backward_loop(addresses, w_hh_t, act, c, s, dy, dh, dc, dz, held, dropped, unit_rows):
     """dy: (T, B, H) output gradients, or (0, B, H) for none; dh, dc: (H, B) gradients w.r.t.
     the final state in, the initial state out; dz: (4H, T*B) written. w_hh_t: W_hh^T (H, 4H);
-    held, dropped: as forward's."""
+    held, dropped: as forward's; unit_rows: (2, H, B) scratch."""
     hidden, batch = dh.shape
     steps = act.shape[1] // batch
     one = scalar(act, 1.0)
     has_dy = dy.shape[0] > 0
-    dc_held, scratch = np.empty_like(dc), np.empty_like(dh)
+    dc_held, scratch = unit_rows[0], unit_rows[1]
     if has_dy:
         _add_transposed(dh, dy[steps - 1], one)
     for t in range(steps - 1, -1, -1):
         padded = any_held(held, t)
         if padded:
-            dc_held[:] = dc
+            copy(dc, dc_held)
         for j in range(hidden):
             if j + AHEAD < hidden:  # unit j + AHEAD's rows of act, dz, c_{t-1} and s
                 prefetch_rows(act, j + AHEAD, hidden, 4, t * batch, batch)
@@ -214,7 +213,7 @@ def forward_sequence(cell, x: np.ndarray, state0, mask=None, recurrent_mask=None
     mask (T, B): the real steps (None: all); recurrent_mask (B, H): recurrent dropout (None: none)."""
     act, bias, h_now, c, s, h = forward_buffers(cell, x, state0, 4 * cell.hidden_size)
     forward_loop(find_blas(x.dtype), cell.weight_hh.value, bias, act, h_now, c, s, h, held_steps(mask, x.shape[1]),
-                 mask_for_loop(recurrent_mask, x.dtype, feature_major=True))
+                 mask_for_loop(recurrent_mask, x.dtype, feature_major=True), np.empty_like(h_now))
     return forward_result(act, c, s, h)
 
 
@@ -262,7 +261,7 @@ def backward_sequence(cell, d_outputs, d_state, cache):
     parameter gradients."""
     cache, dz, dh, dc, dy, w_hh_t = backward_buffers(cell, d_outputs, d_state, cache)
     backward_loop(find_blas(cache.x.dtype), w_hh_t, cache.act_fm, cache.c_fm, cache.s_fm, dy, dh, dc, dz,
-                  *loop_masks(cache, dh.shape[1], dh.dtype, feature_major=True))
+                  *loop_masks(cache, dh.shape[1], dh.dtype, feature_major=True), np.empty((2,) + dh.shape, dh.dtype))
     return finish_backward(cell, cache, dz, dh, dc)
 
 

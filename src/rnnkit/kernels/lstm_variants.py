@@ -40,16 +40,17 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
-from numba import njit
 
 from . import _workspace
 from ._layer_norm import normalise_backward_columns, normalise_columns
+from ._loop_kernel import copy, copy_transposed, loop_kernel
 from ._lstm_units import (
     CODES,
     COUPLED,
     LEARNED,
     NONE,
     ONES,
+    SUMS,
     backward_cell,
     backward_output,
     backward_unit,
@@ -75,28 +76,28 @@ from .lstm import (
     next_state_gradient,
 )
 
-kernel = njit(cache=True, error_model="numpy")
 NORMALISED = 9  # layout's entry: 1 for a layer-normalised cell
 
 
-@kernel
-def forward_loop(addresses, w_hh, bias, peep, layout, act, h_now, c, s, h, held, dropped, scratch, norm):
+@loop_kernel
+def forward_loop(addresses, w_hh, bias, peep, layout, act, h_now, c, s, h, held, dropped, scratch, operand,
+                 recurrent, norm):
     """As `lstm.forward_loop`, for any structure: act (G*H, T*B) input projections in, gate
-    activations out; peep (3, H) peepholes of i, f, o (zeros where absent); scratch (4, B).
+    activations out; peep (3, H) peepholes of i, f, o (zeros where absent); scratch (6, B);
+    operand (H, B) and, with layer norm, recurrent (G*H, B): the step's GEMM operand and product.
     norm: the normalisations' arrays, (gain_hh, gain_cell, shift_cell, hat_hh (G*H, T*B),
     inv_hh (T*B,), hat_cell (H, T*B), inv_cell (T*B,)), all empty without layer norm."""
     steps, batch, hidden = h.shape[0] - 1, h.shape[1], h.shape[2]
     gain_hh, gain_cell, shift_cell, hat_hh, inv_hh, hat_cell, inv_cell = norm
     normalised = layout[NORMALISED] != 0
     scratch[ONES, :batch] = 1.0
-    operand = np.empty_like(h_now)
-    recurrent = np.empty((act.shape[0], batch), act.dtype)
+    sums = scratch[SUMS:SUMS + 2]
     for t in range(steps):
         now = t * batch
         if normalised:  # act += LN(W_hh h_{t-1})
             product(addresses, w_hh, fed(h_now, dropped, operand), recurrent, 0.0)
             normalise_columns(recurrent, gain_hh, gain_hh[:0], hat_hh[:, now:now + batch], inv_hh[now:now + batch],
-                              act[:, now:now + batch], True)
+                              act[:, now:now + batch], True, sums)
         else:
             product(addresses, w_hh, fed(h_now, dropped, operand), act[:, now:now + batch], 1.0)
         for j in range(hidden):
@@ -110,35 +111,35 @@ def forward_loop(addresses, w_hh, bias, peep, layout, act, h_now, c, s, h, held,
                 forward_unit(act, bias, peep, layout, c, s, h_now, scratch, j, t, batch)
         if normalised:  # s's input is LN(c_t), for every unit
             normalise_columns(c[:, now + batch:now + 2 * batch], gain_cell, shift_cell, hat_cell[:, now:now + batch],
-                              inv_cell[now:now + batch], s[:, now:now + batch], False)
+                              inv_cell[now:now + batch], s[:, now:now + batch], False, sums)
             for j in range(hidden):
                 forward_output(act, bias, peep, layout, c, s, h_now, scratch, j, now, batch, s[j, now:now + batch])
         hold_state(held, t, c, h, h_now)
-        for b in range(batch):
-            h[t + 1, b] = h_now[:, b]
+        copy_transposed(h_now, h[t + 1])
 
 
-@kernel
-def backward_loop(addresses, w_hh_t, peep, layout, act, c, s, dy, dh, dc, dz, held, dropped, scratch, norm, grads):
-    """As `lstm.backward_loop`, for any structure; dz (G*H, T*B) written. norm: the forward's;
-    grads: (d_gain_hh, d_gain_cell, d_shift_cell, d_hh (G*H, T*B) written: dL/d(W_hh h_{t-1})),
-    empty without layer norm."""
+@loop_kernel
+def backward_loop(addresses, w_hh_t, peep, layout, act, c, s, dy, dh, dc, dz, held, dropped, scratch, unit_rows,
+                  norm, grads):
+    """As `lstm.backward_loop`, for any structure; dz (G*H, T*B) written. unit_rows: (4, H, B)
+    scratch. norm: the forward's; grads: (d_gain_hh, d_gain_cell, d_shift_cell, d_hh (G*H, T*B)
+    written: dL/d(W_hh h_{t-1})), empty without layer norm."""
     hidden, batch = dh.shape
     steps = act.shape[1] // batch
     gain_hh, gain_cell, _, hat_hh, inv_hh, hat_cell, inv_cell = norm
     d_gain_hh, d_gain_cell, d_shift_cell, d_hh = grads
     normalised = layout[NORMALISED] != 0
     scratch[ONES, :batch] = 1.0
+    sums = scratch[SUMS:SUMS + 2]
     has_dy = dy.shape[0] > 0
-    dc_held, dh_scratch = np.empty_like(dc), np.empty_like(dh)
-    d_out, d_cell_norm = np.empty_like(dh), np.empty_like(dh)
+    dc_held, dh_scratch, d_out, d_cell_norm = unit_rows[0], unit_rows[1], unit_rows[2], unit_rows[3]
     if has_dy:
         _add_transposed(dh, dy[steps - 1], scalar(act, 1.0))
     for t in range(steps - 1, -1, -1):
         now = t * batch
         padded = any_held(held, t)
         if padded:
-            dc_held[:] = dc
+            copy(dc, dc_held)
         for j in range(hidden):
             if j + AHEAD < hidden:
                 prefetch_unit(act, layout, j + AHEAD, now, batch)
@@ -154,13 +155,13 @@ def backward_loop(addresses, w_hh_t, peep, layout, act, c, s, dy, dh, dc, dz, he
             if padded:  # a held sequence sends no gradient into this step's normalisations
                 clear_columns(held[t], d_out)
             normalise_backward_columns(d_out, gain_cell, hat_cell[:, now:now + batch], inv_cell[now:now + batch],
-                                       d_cell_norm, d_gain_cell, d_shift_cell)
+                                       d_cell_norm, d_gain_cell, d_shift_cell, sums)
             for j in range(hidden):
                 backward_cell(act, peep, layout, c, dc, dz, d_cell_norm, scratch, j, now, batch)
             if padded:
                 clear_columns(held[t], dz_t)
             normalise_backward_columns(dz_t, gain_hh, hat_hh[:, now:now + batch], inv_hh[now:now + batch],
-                                       d_hh[:, now:now + batch], d_gain_hh, d_gain_hh[:0])
+                                       d_hh[:, now:now + batch], d_gain_hh, d_gain_hh[:0], sums)
             dz_t = d_hh[:, now:now + batch]  # what W_hh^T multiplies
         next_state_gradient(addresses, w_hh_t, dz_t, dy, dh, dc, held, dc_held, t, padded, has_dy, dropped,
                             dh_scratch)
@@ -199,7 +200,7 @@ def forward_sequence(cell, x: np.ndarray, state0, mask=None, recurrent_mask=None
     norm = _normalisation_buffers(cell, steps * batch)
     forward_loop(find_blas(x.dtype), cell.weight_hh.value, bias, _peepholes(cell), _layout(cell), act, h_now, c, s,
                  h, held_steps(mask, batch), mask_for_loop(recurrent_mask, x.dtype, feature_major=True),
-                 np.empty((4, batch), x.dtype), norm)
+                 np.empty((6, batch), x.dtype), np.empty_like(h_now), np.empty((rows, batch), x.dtype), norm)
     outputs, final, cache = forward_result(act, c, s, h)
     if cell.layer_norm:  # the statistics in the reference's layout too (views), for NumPy's backward
         _, _, _, hat_hh, inv_hh, hat_cell, inv_cell = norm
@@ -251,8 +252,8 @@ def backward_sequence(cell, d_outputs, d_state, cache):
     else:
         grads = (np.zeros(0, dtype), np.zeros(0, dtype), np.zeros(0, dtype), np.zeros((0, 0), dtype))
     backward_loop(find_blas(dtype), w_hh_t, _peepholes(cell), _layout(cell), cache.act_fm, cache.c_fm, cache.s_fm,
-                  dy, dh, dc, dz, *loop_masks(cache, batch, dtype, feature_major=True), np.empty((4, batch), dtype),
-                  norm, grads)
+                  dy, dh, dc, dz, *loop_masks(cache, batch, dtype, feature_major=True), np.empty((6, batch), dtype),
+                  np.empty((4,) + dh.shape, dtype), norm, grads)
     if not cell.layer_norm:
         return finish_backward(cell, cache, dz, dh, dc, d_peephole=_peephole_grads(cell, cache, dz))
     cache.d_hh_product = _steps_view(grads[3], batch)
