@@ -30,9 +30,11 @@ LAYERS = {
     "rnn_elu": (rnnkit.RNN, {"nonlinearity": "elu"}),
 }
 # The LSTM structures of the one parameterised loop (kernels/lstm_variants.py), peepholes
-# included: every Greff variant but FGR, and activations chosen by name.
+# included: every Greff variant, and activations chosen by name.
 LSTM_VARIANTS = {
-    **{f"lstm_{name}": (rnnkit.LSTM, {"variant": name}) for name in ("V", "NIG", "NFG", "NOG", "NIAF", "NOAF", "CIFG")},
+    **{f"lstm_{name}": (rnnkit.LSTM, {"variant": name})
+       for name in ("V", "NIG", "NFG", "NOG", "NIAF", "NOAF", "CIFG", "FGR")},
+    "lstm_FGR_layer_norm": (rnnkit.LSTM, {"variant": "FGR", "layer_norm": True}),
     "lstm_peephole": (rnnkit.LSTM, {"peephole": True}),
     "lstm_NIG_no_peephole": (rnnkit.LSTM, {"variant": "NIG", "peephole": False}),
     "lstm_cell_relu": (rnnkit.LSTM, {"cell_activation": "relu"}),
@@ -86,7 +88,8 @@ def test_kernels_match_numpy(kind, dtype):
     assert_agree(run_layer(kind, dtype, True), run_layer(kind, dtype, False), TOLERANCE[dtype])
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru", "gru_textbook", "rnn_tanh", "lstm_V", "lstm_CIFG", "lstm_layer_norm"])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "gru_textbook", "rnn_tanh", "lstm_V", "lstm_CIFG", "lstm_layer_norm",
+                                  "lstm_FGR"])
 @pytest.mark.parametrize("variation", [{"bias": False}, {"with_dy": False}, {"layers": 1, "bidirectional": False},
                                        {"steps": 1, "batch": 2}, {"batch": 1}, {"batch": 1, "with_dy": False},
                                        {"batch": 1, "dropout": {"recurrent_dropout": 0.5}}])
@@ -138,7 +141,7 @@ def test_kernel_choice_follows_the_cell():
     assert rnnkit.LSTM(3, 4, variant="NP")._cells[0][0].fused() is kernels.load("lstm")
     for options in ({"peephole": True}, {"variant": "CIFG"}, {"cell_activation": "identity"}):
         assert rnnkit.LSTM(3, 4, **options)._cells[0][0].fused() is kernels.load("lstm_variants")
-    assert rnnkit.LSTM(3, 4, variant="FGR")._cells[0][0].fused() is None
+    assert rnnkit.LSTM(3, 4, variant="FGR")._cells[0][0].fused() is kernels.load("lstm_variants")
     for options in ({"layer_norm": True}, {"variant": "V", "layer_norm": True}):
         assert rnnkit.LSTM(3, 4, **options)._cells[0][0].fused() is kernels.load("lstm_variants")
     assert rnnkit.GRU(3, 4, layer_norm=True)._cells[0][0].fused() is None

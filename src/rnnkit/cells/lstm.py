@@ -232,13 +232,12 @@ class LSTMCell(Cell):
         return named
 
     def has_fused_form(self):
-        """Compiled: PyTorch's LSTM (`kernels/lstm.py`), and every other structure but FGR with
+        """Compiled: PyTorch's LSTM (`kernels/lstm.py`), and every other structure (FGR included) with
         activations the kernels know by name, layer-normalised or not (`kernels/lstm_variants.py`).
         An activation counts when it equals the library's own of that name (the same functions: a
         copy made by pickling counts, a custom function under a known name does not)."""
         activations = (self.gate_activation, self.input_activation, self.output_activation)
-        return (not self.structure.full_gate_recurrence
-                and all(a.name in COMPILED_ACTIVATIONS and ACTIVATIONS[a.name] == a for a in activations))
+        return all(a.name in COMPILED_ACTIVATIONS and ACTIVATIONS[a.name] == a for a in activations)
 
     @property
     def kernel_name(self):

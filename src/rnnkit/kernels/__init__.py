@@ -16,7 +16,7 @@ The test suite runs both and checks that they agree (tests/test_kernels.py).
     blas.py         NumPy's own OpenBLAS GEMM/GEMV, callable from compiled code
     activations.py  tanh (a vectorisable float32 approximation), sigmoid, Elman's by code
     lstm.py         PyTorch's LSTM: sequence forward/backward (feature-major), inference step
-    lstm_variants.py  every other LSTM structure but FGR (peepholes, Greff's variants, activations,
+    lstm_variants.py  every other LSTM structure (peepholes, Greff's variants, FGR, activations,
                     layer norm); its per-unit equations in _lstm_units.py
     gru.py          PyTorch's GRU (reset_after=True)
     gru_textbook.py the textbook GRU (reset_after=False): two dependent GEMMs per step
@@ -24,6 +24,7 @@ The test suite runs both and checks that they agree (tests/test_kernels.py).
     adam.py         one pass of Adam / AdamW over a parameter
     _padding.py     padded batches: the time loop's hold-the-state rule inside the loops
     _layer_norm.py  the LSTM loop's per-step normalisations, column by column
+    _gate_recurrence.py  FGR's gate-to-gate product and its gradient, in the LSTM loop
     _prefetch.py    software prefetch for the feature-major LSTM loops' scattered slabs
     _recurrent_dropout.py  the recurrent dropout mask on the state W_hh reads, and its gradient
     _sequence.py    projection and weight gradients around the loop (the NumPy code's)

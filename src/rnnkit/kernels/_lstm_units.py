@@ -22,6 +22,7 @@ import math
 
 from numba import njit
 
+from ._gate_recurrence import A_ROWS
 from ._prefetch import prefetch_rows
 from .activations import scalar, sigmoid, tanh
 
@@ -141,8 +142,9 @@ def _output_side(o, c, s, h, bias, peep, layout, j, batch):
 
 
 @njit(inline="always", error_model="numpy")
-def _cell_side_gradients(dz, d_cell, dc_j, c_prev, i, f, g, peep, layout, derivative, j, now, batch):
-    """From d_cell = dL/dc_t (all paths): dc_{t-1} into dc_j, and dz_i, dz_f, dz_g."""
+def _cell_side_gradients(dz, d_cell, dc_j, c_prev, i, f, g, peep, layout, derivative, da, j, now, batch):
+    """From d_cell = dL/dc_t (all paths): dc_{t-1} into dc_j, and dz_i, dz_f, dz_g (with FGR,
+    dL/da_t's rows of i and f join the gates' gradients)."""
     has_peephole = layout[8] != 0
     for b in range(batch):
         dc_j[b] = d_cell[b] * f[b]
@@ -151,10 +153,13 @@ def _cell_side_gradients(dz, d_cell, dc_j, c_prev, i, f, g, peep, layout, deriva
         _derivative(layout[5], i, derivative)
         if layout[4] == COUPLED:  # f = 1 - i
             for b in range(batch):
-                dz_i[b] = (d_cell[b] * g[b] - d_cell[b] * c_prev[b]) * derivative[b]
+                dz_i[b] = d_cell[b] * g[b] - d_cell[b] * c_prev[b]
         else:
             for b in range(batch):
-                dz_i[b] = d_cell[b] * g[b] * derivative[b]
+                dz_i[b] = d_cell[b] * g[b]
+        _from_next_step(dz_i, da, layout, 0, j)
+        for b in range(batch):
+            dz_i[b] *= derivative[b]
         if has_peephole:
             for b in range(batch):
                 dc_j[b] += dz_i[b] * peep[0, j]
@@ -162,7 +167,10 @@ def _cell_side_gradients(dz, d_cell, dc_j, c_prev, i, f, g, peep, layout, deriva
         dz_f = dz[layout[1] + j, now:now + batch]
         _derivative(layout[5], f, derivative)
         for b in range(batch):
-            dz_f[b] = d_cell[b] * c_prev[b] * derivative[b]
+            dz_f[b] = d_cell[b] * c_prev[b]
+        _from_next_step(dz_f, da, layout, 1, j)
+        for b in range(batch):
+            dz_f[b] *= derivative[b]
         if has_peephole:
             for b in range(batch):
                 dc_j[b] += dz_f[b] * peep[1, j]
@@ -202,7 +210,7 @@ def forward_unit(act, bias, peep, layout, c_all, s_all, h_now, scratch, j, t, ba
 
 
 @njit(inline="always", error_model="numpy")
-def backward_unit(act, peep, layout, c_all, s_all, dh, dc, dz, scratch, j, t, batch):
+def backward_unit(act, peep, layout, c_all, s_all, dh, dc, dz, scratch, da, j, t, batch):
     """Both backward halves of unit j at step t in one pass (without layer norm): dz's rows of
     the blocks present; dc[j] becomes dc_{t-1}."""
     now, nxt = t * batch, (t + 1) * batch
@@ -215,13 +223,11 @@ def backward_unit(act, peep, layout, c_all, s_all, dh, dc, dz, scratch, j, t, ba
         d_cell[b] = dc_j[b] + dh_j[b] * o[b] * derivative[b]
     if layout[3] >= 0:
         dz_o = dz[layout[3] + j, now:nxt]
-        _derivative(layout[5], o, derivative)
-        for b in range(batch):
-            dz_o[b] = dh_j[b] * s[b] * derivative[b]
+        _output_gate_gradient(dz_o, dh_j, s, o, da, layout, derivative, j, batch)
         if layout[8] != 0:
             for b in range(batch):
                 d_cell[b] += dz_o[b] * peep[2, j]
-    _cell_side_gradients(dz, d_cell, dc_j, c_prev, i, f, g, peep, layout, derivative, j, now, batch)
+    _cell_side_gradients(dz, d_cell, dc_j, c_prev, i, f, g, peep, layout, derivative, da, j, now, batch)
 
 
 @njit(inline="always", error_model="numpy")
@@ -248,7 +254,7 @@ def forward_output(act, bias, peep, layout, c_all, s_all, h_now, scratch, j, now
 
 
 @njit(inline="always", error_model="numpy")
-def backward_output(act, layout, s_all, dh, dz, d_out, scratch, j, now, batch):
+def backward_output(act, layout, s_all, dh, dz, d_out, scratch, da, j, now, batch):
     """Unit j's dz_o = dh s sigma'(o) and d_out[j] = dh o phi_out'(s)."""
     s, dh_j, d_out_j = s_all[j, now:now + batch], dh[j], d_out[j]
     derivative = scratch[DERIVATIVE, :batch]
@@ -257,14 +263,11 @@ def backward_output(act, layout, s_all, dh, dz, d_out, scratch, j, now, batch):
     for b in range(batch):
         d_out_j[b] = dh_j[b] * o[b] * derivative[b]
     if layout[3] >= 0:
-        dz_o = dz[layout[3] + j, now:now + batch]
-        _derivative(layout[5], o, derivative)
-        for b in range(batch):
-            dz_o[b] = dh_j[b] * s[b] * derivative[b]
+        _output_gate_gradient(dz[layout[3] + j, now:now + batch], dh_j, s, o, da, layout, derivative, j, batch)
 
 
 @njit(inline="always", error_model="numpy")
-def backward_cell(act, peep, layout, c_all, dc, dz, d_source, scratch, j, now, batch):
+def backward_cell(act, peep, layout, c_all, dc, dz, d_source, scratch, da, j, now, batch):
     """Unit j's dc = dc_t + d_source[j] (+ dz_o p_o), then dz_i, dz_f, dz_g; dc[j] becomes dc_{t-1}."""
     c_prev, dc_j, d_source_j = c_all[j, now:now + batch], dc[j], d_source[j]
     derivative, d_cell = scratch[DERIVATIVE, :batch], scratch[D_CELL, :batch]
@@ -276,7 +279,27 @@ def backward_cell(act, peep, layout, c_all, dc, dz, d_source, scratch, j, now, b
         dz_o = dz[layout[3] + j, now:now + batch]
         for b in range(batch):
             d_cell[b] += dz_o[b] * peep[2, j]
-    _cell_side_gradients(dz, d_cell, dc_j, c_prev, i, f, g, peep, layout, derivative, j, now, batch)
+    _cell_side_gradients(dz, d_cell, dc_j, c_prev, i, f, g, peep, layout, derivative, da, j, now, batch)
+
+
+@njit(inline="always", error_model="numpy")
+def _output_gate_gradient(dz_o, dh_j, s, o, da, layout, derivative, j, batch):
+    """dz_o = (dh s (+ dL/da_t's row of o, FGR)) sigma'(o)."""
+    _derivative(layout[5], o, derivative)
+    for b in range(batch):
+        dz_o[b] = dh_j[b] * s[b]
+    _from_next_step(dz_o, da, layout, 2, j)
+    for b in range(batch):
+        dz_o[b] *= derivative[b]
+
+
+@njit(inline="always", error_model="numpy")
+def _from_next_step(d_gate, da, layout, k, j):
+    """FGR: d_gate += dL/da_t's row of gate k (0, 1, 2: i, f, o) for unit j (`_gate_recurrence`)."""
+    row = layout[A_ROWS + k]
+    if row >= 0:
+        for b in range(d_gate.shape[0]):
+            d_gate[b] += da[row + j, b]
 
 
 @njit(inline="always")

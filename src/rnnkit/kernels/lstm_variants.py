@@ -1,4 +1,4 @@
-"""Every LSTM structure but FGR, compiled: one loop whose gates, peepholes and activations are
+"""Every LSTM structure, compiled: one loop whose gates, peepholes and activations are
 parameters (as `LSTMStructure` is of the NumPy cell), not one copy per variant.
 
 The equations of `rnnkit.cells.lstm` (the NumPy reference), feature-major as in `lstm.py`
@@ -42,6 +42,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from . import _workspace
+from ._gate_recurrence import add_gate_product, keep_gates, previous_gate_gradient
 from ._layer_norm import normalise_backward_columns, normalise_columns
 from ._loop_kernel import copy, copy_transposed, loop_kernel
 from ._lstm_units import (
@@ -59,7 +60,7 @@ from ._lstm_units import (
     forward_unit,
     prefetch_unit,
 )
-from ._padding import any_held, clear_columns, held_steps
+from ._padding import any_held, clear_columns, held_steps, hold_columns
 from ._prefetch import AHEAD, prefetch_rows
 from ._recurrent_dropout import fed, mask_for_loop
 from ._sequence import loop_masks
@@ -81,14 +82,18 @@ NORMALISED = 9  # layout's entry: 1 for a layer-normalised cell
 
 @loop_kernel
 def forward_loop(addresses, w_hh, bias, peep, layout, act, h_now, c, s, h, held, dropped, scratch, operand,
-                 recurrent, norm):
+                 recurrent, norm, gates):
     """As `lstm.forward_loop`, for any structure: act (G*H, T*B) input projections in, gate
     activations out; peep (3, H) peepholes of i, f, o (zeros where absent); scratch (6, B);
     operand (H, B) and, with layer norm, recurrent (G*H, B): the step's GEMM operand and product.
     norm: the normalisations' arrays, (gain_hh, gain_cell, shift_cell, hat_hh (G*H, T*B),
-    inv_hh (T*B,), hat_cell (H, T*B), inv_cell (T*B,)), all empty without layer norm."""
+    inv_hh (T*B,), hat_cell (H, T*B), inv_cell (T*B,)), all empty without layer norm. gates:
+    FGR's (W_gate, a (G'H, (T+1)*B) with a_0 set, (G'H, B) scratch) (`_gate_recurrence`),
+    empty without."""
     steps, batch, hidden = h.shape[0] - 1, h.shape[1], h.shape[2]
     gain_hh, gain_cell, shift_cell, hat_hh, inv_hh, hat_cell, inv_cell = norm
+    w_gate, a_all, gate_product = gates
+    recurrent_gates = a_all.shape[0] > 0
     normalised = layout[NORMALISED] != 0
     scratch[ONES, :batch] = 1.0
     sums = scratch[SUMS:SUMS + 2]
@@ -100,6 +105,8 @@ def forward_loop(addresses, w_hh, bias, peep, layout, act, h_now, c, s, h, held,
                               act[:, now:now + batch], True, sums)
         else:
             product(addresses, w_hh, fed(h_now, dropped, operand), act[:, now:now + batch], 1.0)
+        if recurrent_gates:
+            add_gate_product(addresses, w_gate, a_all, gate_product, act, layout, now, batch)
         for j in range(hidden):
             if j + AHEAD < hidden:
                 prefetch_unit(act, layout, j + AHEAD, now, batch)
@@ -114,16 +121,21 @@ def forward_loop(addresses, w_hh, bias, peep, layout, act, h_now, c, s, h, held,
                               inv_cell[now:now + batch], s[:, now:now + batch], False, sums)
             for j in range(hidden):
                 forward_output(act, bias, peep, layout, c, s, h_now, scratch, j, now, batch, s[j, now:now + batch])
+        if recurrent_gates:
+            keep_gates(act, a_all, layout, now, batch)
         hold_state(held, t, c, h, h_now)
+        if recurrent_gates and any_held(held, t):
+            hold_columns(held[t], a_all[:, now:now + batch], a_all[:, now + batch:now + 2 * batch])
         copy_transposed(h_now, h[t + 1])
 
 
 @loop_kernel
 def backward_loop(addresses, w_hh_t, peep, layout, act, c, s, dy, dh, dc, dz, held, dropped, scratch, unit_rows,
-                  norm, grads):
+                  norm, grads, gates):
     """As `lstm.backward_loop`, for any structure; dz (G*H, T*B) written. unit_rows: (4, H, B)
     scratch. norm: the forward's; grads: (d_gain_hh, d_gain_cell, d_shift_cell, d_hh (G*H, T*B)
-    written: dL/d(W_hh h_{t-1})), empty without layer norm."""
+    written: dL/d(W_hh h_{t-1})), empty without layer norm. gates: FGR's (W_gate^T, da (G'H, B)
+    dL/da_T in, dL/da_0 out, two (G'H, B) scratch arrays), empty without."""
     hidden, batch = dh.shape
     steps = act.shape[1] // batch
     gain_hh, gain_cell, _, hat_hh, inv_hh, hat_cell, inv_cell = norm
@@ -133,6 +145,8 @@ def backward_loop(addresses, w_hh_t, peep, layout, act, c, s, dy, dh, dc, dz, he
     sums = scratch[SUMS:SUMS + 2]
     has_dy = dy.shape[0] > 0
     dc_held, dh_scratch, d_out, d_cell_norm = unit_rows[0], unit_rows[1], unit_rows[2], unit_rows[3]
+    w_gate_t, da, dz_gates, da_held = gates
+    recurrent_gates = da.shape[0] > 0
     if has_dy:
         _add_transposed(dh, dy[steps - 1], scalar(act, 1.0))
     for t in range(steps - 1, -1, -1):
@@ -140,6 +154,8 @@ def backward_loop(addresses, w_hh_t, peep, layout, act, c, s, dy, dh, dc, dz, he
         padded = any_held(held, t)
         if padded:
             copy(dc, dc_held)
+            if recurrent_gates:
+                copy(da, da_held)
         for j in range(hidden):
             if j + AHEAD < hidden:
                 prefetch_unit(act, layout, j + AHEAD, now, batch)
@@ -147,9 +163,9 @@ def backward_loop(addresses, w_hh_t, peep, layout, act, c, s, dy, dh, dc, dz, he
                 prefetch_rows(c, j + AHEAD, 0, 1, now, batch)
                 prefetch_rows(s, j + AHEAD, 0, 1, now, batch)
             if normalised:
-                backward_output(act, layout, s, dh, dz, d_out, scratch, j, now, batch)
+                backward_output(act, layout, s, dh, dz, d_out, scratch, da, j, now, batch)
             else:
-                backward_unit(act, peep, layout, c, s, dh, dc, dz, scratch, j, t, batch)
+                backward_unit(act, peep, layout, c, s, dh, dc, dz, scratch, da, j, t, batch)
         dz_t = dz[:, now:now + batch]
         if normalised:
             if padded:  # a held sequence sends no gradient into this step's normalisations
@@ -157,7 +173,7 @@ def backward_loop(addresses, w_hh_t, peep, layout, act, c, s, dy, dh, dc, dz, he
             normalise_backward_columns(d_out, gain_cell, hat_cell[:, now:now + batch], inv_cell[now:now + batch],
                                        d_cell_norm, d_gain_cell, d_shift_cell, sums)
             for j in range(hidden):
-                backward_cell(act, peep, layout, c, dc, dz, d_cell_norm, scratch, j, now, batch)
+                backward_cell(act, peep, layout, c, dc, dz, d_cell_norm, scratch, da, j, now, batch)
             if padded:
                 clear_columns(held[t], dz_t)
             normalise_backward_columns(dz_t, gain_hh, hat_hh[:, now:now + batch], inv_hh[now:now + batch],
@@ -165,6 +181,10 @@ def backward_loop(addresses, w_hh_t, peep, layout, act, c, s, dy, dh, dc, dz, he
             dz_t = d_hh[:, now:now + batch]  # what W_hh^T multiplies
         next_state_gradient(addresses, w_hh_t, dz_t, dy, dh, dc, held, dc_held, t, padded, has_dy, dropped,
                             dh_scratch)
+        if recurrent_gates:  # dz's held columns are clear now; a held sequence keeps its dL/da
+            previous_gate_gradient(addresses, w_gate_t, dz, dz_gates, da, layout, now, batch)
+            if padded:
+                hold_columns(held[t], da_held, da)
 
 
 # ----------------------------------------------------------------------- Python entry points
@@ -175,7 +195,9 @@ def _layout(cell) -> np.ndarray:
     forget = {"learned": LEARNED, "none": NONE, "coupled": COUPLED}[cell.structure.forget_gate]
     codes = [CODES[a.name] for a in (cell.gate_activation, cell.input_activation, cell.output_activation)]
     flags = [int(cell.weight_peephole is not None), int(cell.layer_norm)]
-    return np.array(offsets + [forget] + codes + flags, np.int64)
+    recurrent = cell.weight_gate is not None
+    a_rows = [cell.gate_names.index(name) * hidden if recurrent and name in cell.gate_names else -1 for name in "ifo"]
+    return np.array(offsets + [forget] + codes + flags + a_rows, np.int64)
 
 
 def _peepholes(cell) -> np.ndarray:
@@ -198,10 +220,20 @@ def forward_sequence(cell, x: np.ndarray, state0, mask=None, recurrent_mask=None
         projected, input_statistics = cell.input_projection(x, probe), probe.ln_ih
     act, bias, h_now, c, s, h = forward_buffers(cell, x, state0, rows, projected)
     norm = _normalisation_buffers(cell, steps * batch)
+    gates = _no_gate_recurrence(x.dtype, 3)
+    if cell.weight_gate is not None:
+        width = cell.weight_gate.value.shape[0]
+        a_all = _workspace.empty((width, (steps + 1) * batch), x.dtype)
+        a_all[:, :batch] = state0[2].T
+        gates = (cell.weight_gate.value, a_all, np.empty((width, batch), x.dtype))
     forward_loop(find_blas(x.dtype), cell.weight_hh.value, bias, _peepholes(cell), _layout(cell), act, h_now, c, s,
                  h, held_steps(mask, batch), mask_for_loop(recurrent_mask, x.dtype, feature_major=True),
-                 np.empty((6, batch), x.dtype), np.empty_like(h_now), np.empty((rows, batch), x.dtype), norm)
+                 np.empty((6, batch), x.dtype), np.empty_like(h_now), np.empty((rows, batch), x.dtype), norm,
+                 gates)
     outputs, final, cache = forward_result(act, c, s, h)
+    if cell.weight_gate is not None:  # FGR's a: the cache's (T+1, B, G'H) view, and a_T
+        cache.a = _steps_view(gates[1], batch)
+        final = final + (np.ascontiguousarray(gates[1][:, -batch:].T),)
     if cell.layer_norm:  # the statistics in the reference's layout too (views), for NumPy's backward
         _, _, _, hat_hh, inv_hh, hat_cell, inv_cell = norm
         cache.norm_fm = norm
@@ -210,6 +242,11 @@ def forward_sequence(cell, x: np.ndarray, state0, mask=None, recurrent_mask=None
         cache.ln_cell = (_steps_view(hat_cell, batch), inv_cell.reshape(steps, batch, 1))
         cache.d_hh_product = np.empty((steps, batch, rows), x.dtype)
     return outputs, final, cache
+
+
+def _no_gate_recurrence(dtype, count: int):
+    """The loops' `gates` tuple for a cell without FGR: `count` empty 2-D arrays."""
+    return tuple(np.zeros((0, 0), dtype) for _ in range(count))
 
 
 def _normalisation_buffers(cell, columns: int):
@@ -251,15 +288,21 @@ def backward_sequence(cell, d_outputs, d_state, cache):
         grads = (cell.norm_hh.weight.grad, cell.norm_cell.weight.grad, shift_grad, d_hh)
     else:
         grads = (np.zeros(0, dtype), np.zeros(0, dtype), np.zeros(0, dtype), np.zeros((0, 0), dtype))
+    gates = _no_gate_recurrence(dtype, 4)
+    if cell.weight_gate is not None:
+        da = np.array(np.asarray(d_state[2]).T, dtype, order="C")
+        gates = (np.ascontiguousarray(cell.weight_gate.value.T), da, np.empty_like(da), np.empty_like(da))
     backward_loop(find_blas(dtype), w_hh_t, _peepholes(cell), _layout(cell), cache.act_fm, cache.c_fm, cache.s_fm,
                   dy, dh, dc, dz, *loop_masks(cache, batch, dtype, feature_major=True), np.empty((6, batch), dtype),
-                  np.empty((4,) + dh.shape, dtype), norm, grads)
+                  np.empty((4,) + dh.shape, dtype), norm, grads, gates)
+    d_gates = (np.ascontiguousarray(gates[1].T),) if cell.weight_gate is not None else ()
     if not cell.layer_norm:
-        return finish_backward(cell, cache, dz, dh, dc, d_peephole=_peephole_grads(cell, cache, dz))
+        dx, d_state0 = finish_backward(cell, cache, dz, dh, dc, d_peephole=_peephole_grads(cell, cache, dz))
+        return dx, d_state0 + d_gates
     cache.d_hh_product = _steps_view(grads[3], batch)
     d_input = np.ascontiguousarray(_steps_view(dz, batch))  # NumPy's reductions run along the rows
     dx = cell.finish_backward(cache, d_input, d_input)
-    return dx, (np.ascontiguousarray(dh.T), np.ascontiguousarray(dc.T))
+    return dx, (np.ascontiguousarray(dh.T), np.ascontiguousarray(dc.T)) + d_gates
 
 
 def _peephole_grads(cell, cache, dz: np.ndarray):
@@ -280,4 +323,4 @@ def _peephole_grads(cell, cache, dz: np.ndarray):
 def step(cell, x: np.ndarray, state):
     """One inference step: a one-step forward_sequence, nothing kept."""
     _, final, _ = forward_sequence(cell, np.ascontiguousarray(x, cell.dtype)[None], state)
-    return (np.array(final[0]), final[1])
+    return (np.array(final[0]),) + tuple(final[1:])
