@@ -26,47 +26,39 @@ A_ROWS = 10  # layout[10:13]: rows of i, f, o in a
 def add_gate_product(addresses, w_gate, a_all, gate_product, act, layout, now, batch):
     """act's gate rows at the step that starts at column `now` += W_gate a_{t-1}."""
     product(addresses, w_gate, a_all[:, now:now + batch], gate_product, 0.0)
-    hidden = gate_product.shape[0] // _gate_count(layout)
-    for k in range(3):
-        row = layout[A_ROWS + k]
-        if row >= 0:
-            block = layout[(0, 1, 3)[k]]
-            for j in range(hidden):
-                for b in range(batch):
-                    act[block + j, now + b] += gate_product[row + j, b]
+    _between_layouts(act, now, gate_product, 0, layout, batch, True)
 
 
 @njit(inline="always")
 def keep_gates(act, a_all, layout, now, batch):
     """a_t (a_all's columns now + B ...) = the step's gate activations (act's columns now ...)."""
-    hidden = a_all.shape[0] // _gate_count(layout)
-    for k in range(3):
-        row = layout[A_ROWS + k]
-        if row >= 0:
-            block = layout[(0, 1, 3)[k]]
-            for j in range(hidden):
-                for b in range(batch):
-                    a_all[row + j, now + batch + b] = act[block + j, now + b]
+    _between_layouts(act, now, a_all, now + batch, layout, batch, False)
 
 
 @njit(inline="always")
 def previous_gate_gradient(addresses, w_gate_t, dz, dz_gates, da, layout, now, batch):
     """da = dL/da_{t-1} = W_gate^T dz_gates_t, dz_gates gathered from dz's gate rows at `now`."""
-    hidden = da.shape[0] // _gate_count(layout)
-    for k in range(3):
-        row = layout[A_ROWS + k]
-        if row >= 0:
-            block = layout[(0, 1, 3)[k]]
-            for j in range(hidden):
-                for b in range(batch):
-                    dz_gates[row + j, b] = dz[block + j, now + b]
+    _between_layouts(dz, now, dz_gates, 0, layout, batch, False)
     product(addresses, w_gate_t, dz_gates, da, 0.0)
 
 
 @njit(inline="always")
-def _gate_count(layout):
-    count = 0
+def _between_layouts(blocks, block_column, stacked, stacked_column, layout, batch, into_blocks):
+    """One step's gate rows between act's layout (blocks i, f, g, o; `layout`'s offsets) and a's
+    (the gates present, stacked): added into the blocks when `into_blocks`, else copied into the
+    stack; B columns from each array's given first column."""
+    gates = 0
     for k in range(3):
         if layout[A_ROWS + k] >= 0:
-            count += 1
-    return count
+            gates += 1
+    hidden = stacked.shape[0] // gates
+    for k in range(3):
+        row, block = layout[A_ROWS + k], layout[(0, 1, 3)[k]]
+        if row < 0:
+            continue
+        for j in range(hidden):
+            for b in range(batch):
+                if into_blocks:
+                    blocks[block + j, block_column + b] += stacked[row + j, stacked_column + b]
+                else:
+                    stacked[row + j, stacked_column + b] = blocks[block + j, block_column + b]

@@ -150,27 +150,21 @@ def _cell_side_gradients(dz, d_cell, dc_j, c_prev, i, f, g, peep, layout, deriva
         dc_j[b] = d_cell[b] * f[b]
     if layout[0] >= 0:
         dz_i = dz[layout[0] + j, now:now + batch]
-        _derivative(layout[5], i, derivative)
         if layout[4] == COUPLED:  # f = 1 - i
             for b in range(batch):
                 dz_i[b] = d_cell[b] * g[b] - d_cell[b] * c_prev[b]
         else:
             for b in range(batch):
                 dz_i[b] = d_cell[b] * g[b]
-        _from_next_step(dz_i, da, layout, 0, j)
-        for b in range(batch):
-            dz_i[b] *= derivative[b]
+        _finish_gate_gradient(dz_i, i, da, layout, 0, derivative, j)
         if has_peephole:
             for b in range(batch):
                 dc_j[b] += dz_i[b] * peep[0, j]
     if layout[1] >= 0:
         dz_f = dz[layout[1] + j, now:now + batch]
-        _derivative(layout[5], f, derivative)
         for b in range(batch):
             dz_f[b] = d_cell[b] * c_prev[b]
-        _from_next_step(dz_f, da, layout, 1, j)
-        for b in range(batch):
-            dz_f[b] *= derivative[b]
+        _finish_gate_gradient(dz_f, f, da, layout, 1, derivative, j)
         if has_peephole:
             for b in range(batch):
                 dc_j[b] += dz_f[b] * peep[1, j]
@@ -285,21 +279,22 @@ def backward_cell(act, peep, layout, c_all, dc, dz, d_source, scratch, da, j, no
 @njit(inline="always", error_model="numpy")
 def _output_gate_gradient(dz_o, dh_j, s, o, da, layout, derivative, j, batch):
     """dz_o = (dh s (+ dL/da_t's row of o, FGR)) sigma'(o)."""
-    _derivative(layout[5], o, derivative)
     for b in range(batch):
         dz_o[b] = dh_j[b] * s[b]
-    _from_next_step(dz_o, da, layout, 2, j)
-    for b in range(batch):
-        dz_o[b] *= derivative[b]
+    _finish_gate_gradient(dz_o, o, da, layout, 2, derivative, j)
 
 
 @njit(inline="always", error_model="numpy")
-def _from_next_step(d_gate, da, layout, k, j):
-    """FGR: d_gate += dL/da_t's row of gate k (0, 1, 2: i, f, o) for unit j (`_gate_recurrence`)."""
+def _finish_gate_gradient(dz_q, q, da, layout, k, derivative, j):
+    """dz_q = (dz_q + dL/da_t's row of gate k, with FGR) sigma'(q), for gate k of i, f, o (0, 1,
+    2) of unit j; dz_q comes in holding what the step itself gives (`_gate_recurrence`)."""
+    _derivative(layout[5], q, derivative)
     row = layout[A_ROWS + k]
     if row >= 0:
-        for b in range(d_gate.shape[0]):
-            d_gate[b] += da[row + j, b]
+        for b in range(dz_q.shape[0]):
+            dz_q[b] += da[row + j, b]
+    for b in range(dz_q.shape[0]):
+        dz_q[b] *= derivative[b]
 
 
 @njit(inline="always")
