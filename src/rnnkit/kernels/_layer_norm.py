@@ -21,6 +21,7 @@ import math
 
 from numba import njit
 
+from ._loop_kernel import loop_kernel
 from ._prefetch import AHEAD, prefetch_rows
 
 EPS = 1e-5  # as `rnnkit.cells.layernorm.EPS`
@@ -94,3 +95,16 @@ def normalise_backward_columns(dy, gain, v_hat, inv, dv, grad_gain, grad_shift, 
             if has_shift:
                 grad_shift[r] += dy[r, b]
             dv[r, b] = (dy[r, b] * g - first[b] - v_hat[r, b] * second[b]) * inv[b]
+
+
+@loop_kernel
+def normalise_all(v, gain, shift, v_hat, inv, sums):
+    """v (R, N) normalised column by column in place, v = gain v_hat (+ shift): the input
+    projections of every step at once (N = T*B). sums: (2, N) scratch."""
+    normalise_columns(v, gain, shift, v_hat, inv, v, False, sums)
+
+
+@loop_kernel
+def normalise_backward_all(dy, gain, v_hat, inv, dv, grad_gain, grad_shift, sums):
+    """`normalise_backward_columns` over every step's columns at once."""
+    normalise_backward_columns(dy, gain, v_hat, inv, dv, grad_gain, grad_shift, sums)

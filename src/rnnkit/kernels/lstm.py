@@ -217,20 +217,15 @@ def forward_sequence(cell, x: np.ndarray, state0, mask=None, recurrent_mask=None
     return forward_result(act, c, s, h)
 
 
-def forward_buffers(cell, x: np.ndarray, state0, rows: int, projected=None):
+def forward_buffers(cell, x: np.ndarray, state0, rows: int):
     """What every compiled LSTM forward loop starts from: the input projections of all steps,
     W_ih x (rows, T*B), feature-major, from one GEMM; b_ih + b_hh; h_0 as (H, B) (a copy: the loop
-    writes it); c (H, (T+1)*B) with c_0 in its first B columns; s (H, T*B); h (T+1, B, H).
-    `projected` (T, B, rows): the input projection made already, b_ih included (layer norm)."""
+    writes it); c (H, (T+1)*B) with c_0 in its first B columns; s (H, T*B); h (T+1, B, H)."""
     steps, batch, features = x.shape
     dtype, hidden = x.dtype, cell.hidden_size
     act = _workspace.empty((rows, steps * batch), dtype)
-    if projected is None:
-        gemm(find_gemm(dtype), cell.weight_ih.value, x.reshape(steps * batch, features), act, False, True, 0.0)
-        bias = bias_or_zeros(cell.bias_ih, rows, dtype) + bias_or_zeros(cell.bias_hh, rows, dtype)
-    else:
-        act[...] = projected.reshape(steps * batch, rows).T
-        bias = bias_or_zeros(cell.bias_hh, rows, dtype)
+    gemm(find_gemm(dtype), cell.weight_ih.value, x.reshape(steps * batch, features), act, False, True, 0.0)
+    bias = bias_or_zeros(cell.bias_ih, rows, dtype) + bias_or_zeros(cell.bias_hh, rows, dtype)
     c = _workspace.empty((hidden, (steps + 1) * batch), dtype)
     c[:, :batch] = state0[1].T
     h_now = np.array(state0[0].T, dtype, order="C")
@@ -278,9 +273,10 @@ def backward_buffers(cell, d_outputs, d_state, cache):
     return cache, dz, dh, dc, dy, np.ascontiguousarray(cell.weight_hh.value.T)
 
 
-def finish_backward(cell, cache, dz: np.ndarray, dh: np.ndarray, dc: np.ndarray, d_peephole=None):
+def finish_backward(cell, cache, dz: np.ndarray, dh: np.ndarray, dc: np.ndarray, d_peephole=None, d_product=None):
     """After the loop: the cell's weight gradients (one GEMM each over all T*B columns of dz;
-    `d_peephole` already summed by the caller), and (dL/dx (T, B, I), dL/d state0)."""
+    `d_peephole` already summed by the caller), and (dL/dx (T, B, I), dL/d state0). d_product:
+    dL/d(W_ih x) (G*H, T*B) when it is not dz (layer norm; then also in `cache.d_ih_product`)."""
     x = cache.x
     steps, batch, features = x.shape
     d_input = _steps_view(dz, batch)  # (T, B, G*H), a view
@@ -288,7 +284,8 @@ def finish_backward(cell, cache, dz: np.ndarray, dh: np.ndarray, dc: np.ndarray,
         cell.accumulate_grads(cache, x, d_input, d_input)
     else:
         cell.accumulate_grads(cache, x, d_input, d_input, d_peephole=d_peephole)
-    dx = np.matmul(dz.T, cell.weight_ih.value, out=_workspace.empty((steps * batch, features), x.dtype))
+    d_product = dz if d_product is None else d_product
+    dx = np.matmul(d_product.T, cell.weight_ih.value, out=_workspace.empty((steps * batch, features), x.dtype))
     return dx.reshape(steps, batch, features), (np.ascontiguousarray(dh.T), np.ascontiguousarray(dc.T))
 
 

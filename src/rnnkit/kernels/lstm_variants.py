@@ -28,22 +28,21 @@ layer-normalised. Peephole weight gradients are summed after the loop, one row a
 the contiguous feature-major arrays. The per-unit equations are in `_lstm_units.py`.
 
 Layer normalisation (`layer_norm=True`; `_layer_norm.py`, and the NumPy cell for the equations):
-the input projection is normalised before the loop (NumPy, all steps at once); inside it, each
-step normalises W_hh h_{t-1} (made in its own buffer, then added to the input's) and c_t (between
-the two halves of the forward, `_lstm_units`), and backward takes both normalisations back (dz
-through LN_hh' becomes what W_hh^T multiplies and dW_hh reads). The work after the loop (the
-input side's LN', the weight gradients) is the NumPy cell's `finish_backward`.
+the input projection W_ih x is normalised in place before the loop, all T*B columns at once
+(b_ih then joins b_hh, added inside the loop); inside it, each step normalises W_hh h_{t-1} (made
+in its own buffer, then added to the input's) and c_t (between the two halves of the forward,
+`_lstm_units`), and backward takes both normalisations back (dz through LN_hh' becomes what
+W_hh^T multiplies and dW_hh reads). After the loop LN_ih' turns dz into dL/d(W_ih x), again all
+columns at once, and the weight gradients are the standard kernel's `finish_backward`.
 """
 
 from __future__ import annotations
-
-from types import SimpleNamespace
 
 import numpy as np
 
 from . import _workspace
 from ._gate_recurrence import add_gate_product, keep_gates, previous_gate_gradient
-from ._layer_norm import normalise_backward_columns, normalise_columns
+from ._layer_norm import normalise_all, normalise_backward_all, normalise_backward_columns, normalise_columns
 from ._loop_kernel import copy, copy_transposed, loop_kernel
 from ._lstm_units import (
     CODES,
@@ -214,11 +213,11 @@ def forward_sequence(cell, x: np.ndarray, state0, mask=None, recurrent_mask=None
     buffers, the cache and the masks are the standard kernel's (`lstm.forward_sequence`)."""
     steps, batch = x.shape[:2]
     rows = cell.num_blocks * cell.hidden_size
-    projected, input_statistics = None, None
-    if cell.layer_norm:  # LN(W_ih x) + b_ih for all steps, by the NumPy cell
-        probe = SimpleNamespace(ln_ih=(np.empty((steps, batch, rows), x.dtype), np.empty((steps, batch, 1), x.dtype)))
-        projected, input_statistics = cell.input_projection(x, probe), probe.ln_ih
-    act, bias, h_now, c, s, h = forward_buffers(cell, x, state0, rows, projected)
+    act, bias, h_now, c, s, h = forward_buffers(cell, x, state0, rows)
+    if cell.layer_norm:  # act = LN(W_ih x) for all steps at once (b_ih joins b_hh in the loop)
+        input_norm = (_workspace.empty(act.shape, x.dtype), np.empty(act.shape[1], x.dtype))
+        normalise_all(act, cell.norm_ih.weight.value, _shift(cell.norm_ih, x.dtype), *input_norm,
+                      np.empty((2, act.shape[1]), x.dtype))
     norm = _normalisation_buffers(cell, steps * batch)
     gates = _no_gate_recurrence(x.dtype, 3)
     if cell.weight_gate is not None:
@@ -236,8 +235,8 @@ def forward_sequence(cell, x: np.ndarray, state0, mask=None, recurrent_mask=None
         final = final + (np.ascontiguousarray(gates[1][:, -batch:].T),)
     if cell.layer_norm:  # the statistics in the reference's layout too (views), for NumPy's backward
         _, _, _, hat_hh, inv_hh, hat_cell, inv_cell = norm
-        cache.norm_fm = norm
-        cache.ln_ih = input_statistics
+        cache.norm_fm, cache.ln_ih_fm = norm, input_norm
+        cache.ln_ih = (_steps_view(input_norm[0], batch), input_norm[1].reshape(steps, batch, 1))
         cache.ln_hh = (_steps_view(hat_hh, batch), inv_hh.reshape(steps, batch, 1))
         cache.ln_cell = (_steps_view(hat_cell, batch), inv_cell.reshape(steps, batch, 1))
         cache.d_hh_product = np.empty((steps, batch, rows), x.dtype)
@@ -257,9 +256,25 @@ def _normalisation_buffers(cell, columns: int):
         empty, empty_2d = np.zeros(0, dtype), np.zeros((0, 0), dtype)
         return (empty, empty, empty, empty_2d, empty, empty_2d, empty)
     rows, hidden = cell.num_blocks * cell.hidden_size, cell.hidden_size
-    shift = cell.norm_cell.bias.value if cell.norm_cell.bias is not None else np.zeros(0, dtype)
-    return (cell.norm_hh.weight.value, cell.norm_cell.weight.value, shift, _workspace.empty((rows, columns), dtype),
-            np.empty(columns, dtype), _workspace.empty((hidden, columns), dtype), np.empty(columns, dtype))
+    return (cell.norm_hh.weight.value, cell.norm_cell.weight.value, _shift(cell.norm_cell, dtype),
+            _workspace.empty((rows, columns), dtype), np.empty(columns, dtype),
+            _workspace.empty((hidden, columns), dtype), np.empty(columns, dtype))
+
+
+def _shift(norm, dtype, grad=False):
+    """A LayerNorm's shift (or its gradient), or an empty array when it has none."""
+    if norm.bias is None:
+        return np.zeros(0, dtype)
+    return norm.bias.grad if grad else norm.bias.value
+
+
+def _feature_major_input_norm(cache):
+    """(v_hat (G*H, T*B), 1/sigma (T*B,)) of the input's normalisation, from a NumPy forward's
+    cache when it ran the forward."""
+    if not hasattr(cache, "ln_ih_fm"):
+        hat, inv = cache.ln_ih
+        cache.ln_ih_fm = (np.ascontiguousarray(hat.transpose(2, 0, 1).reshape(hat.shape[2], -1)), inv.reshape(-1))
+    return cache.ln_ih_fm
 
 
 def _feature_major_normalisation(cell, cache):
@@ -269,23 +284,21 @@ def _feature_major_normalisation(cell, cache):
         return _normalisation_buffers(cell, 0)
     if not hasattr(cache, "norm_fm"):
         flat = lambda a: np.ascontiguousarray(a.transpose(2, 0, 1).reshape(a.shape[2], -1))  # noqa: E731
-        shift = cell.norm_cell.bias.value if cell.norm_cell.bias is not None else np.zeros(0, cell.dtype)
-        cache.norm_fm = (cell.norm_hh.weight.value, cell.norm_cell.weight.value, shift, flat(cache.ln_hh[0]),
-                         cache.ln_hh[1].reshape(-1), flat(cache.ln_cell[0]), cache.ln_cell[1].reshape(-1))
+        cache.norm_fm = (cell.norm_hh.weight.value, cell.norm_cell.weight.value, _shift(cell.norm_cell, cell.dtype),
+                         flat(cache.ln_hh[0]), cache.ln_hh[1].reshape(-1), flat(cache.ln_cell[0]),
+                         cache.ln_cell[1].reshape(-1))
     return cache.norm_fm
 
 
 def backward_sequence(cell, d_outputs, d_state, cache):
     """The whole backward of one direction: returns (dL/dx (T, B, I), dL/d state0); adds the
-    parameter gradients (the buffers and the work after the loop are the standard kernel's, or,
-    with layer norm, the NumPy cell's `finish_backward`)."""
+    parameter gradients (the buffers and the work after the loop are the standard kernel's)."""
     cache, dz, dh, dc, dy, w_hh_t = backward_buffers(cell, d_outputs, d_state, cache)
     dtype, batch = cache.x.dtype, cache.x.shape[1]
     norm = _feature_major_normalisation(cell, cache)
     if cell.layer_norm:
-        shift_grad = cell.norm_cell.bias.grad if cell.norm_cell.bias is not None else np.zeros(0, dtype)
         d_hh = _workspace.empty(dz.shape, dtype)
-        grads = (cell.norm_hh.weight.grad, cell.norm_cell.weight.grad, shift_grad, d_hh)
+        grads = (cell.norm_hh.weight.grad, cell.norm_cell.weight.grad, _shift(cell.norm_cell, dtype, grad=True), d_hh)
     else:
         grads = (np.zeros(0, dtype), np.zeros(0, dtype), np.zeros(0, dtype), np.zeros((0, 0), dtype))
     gates = _no_gate_recurrence(dtype, 4)
@@ -296,13 +309,16 @@ def backward_sequence(cell, d_outputs, d_state, cache):
                   dy, dh, dc, dz, *loop_masks(cache, batch, dtype, feature_major=True), np.empty((6, batch), dtype),
                   np.empty((4,) + dh.shape, dtype), norm, grads, gates)
     d_gates = (np.ascontiguousarray(gates[1].T),) if cell.weight_gate is not None else ()
-    if not cell.layer_norm:
-        dx, d_state0 = finish_backward(cell, cache, dz, dh, dc, d_peephole=_peephole_grads(cell, cache, dz))
-        return dx, d_state0 + d_gates
-    cache.d_hh_product = _steps_view(grads[3], batch)
-    d_input = np.ascontiguousarray(_steps_view(dz, batch))  # NumPy's reductions run along the rows
-    dx = cell.finish_backward(cache, d_input, d_input)
-    return dx, (np.ascontiguousarray(dh.T), np.ascontiguousarray(dc.T)) + d_gates
+    d_product = dz
+    if cell.layer_norm:  # dL/d(W_ih x) = LN_ih'(dz), all steps at once; the products' gradients in the cache
+        d_product = _workspace.empty(dz.shape, dtype)
+        normalise_backward_all(dz, cell.norm_ih.weight.value, *_feature_major_input_norm(cache), d_product,
+                               cell.norm_ih.weight.grad, _shift(cell.norm_ih, dtype, grad=True),
+                               np.empty((2, dz.shape[1]), dtype))
+        cache.d_ih_product, cache.d_hh_product = _steps_view(d_product, batch), _steps_view(grads[3], batch)
+    dx, d_state0 = finish_backward(cell, cache, dz, dh, dc, d_peephole=_peephole_grads(cell, cache, dz),
+                                   d_product=d_product)
+    return dx, d_state0 + d_gates
 
 
 def _peephole_grads(cell, cache, dz: np.ndarray):
