@@ -6,19 +6,23 @@ sequence: a (R, B) array normalised over its R rows, separately for each of its 
     mu = mean_r v      inv = 1 / sqrt(mean_r (v - mu)^2 + eps)      v_hat = (v - mu) inv
     y = gain v_hat (+ shift)
     backward: dv = (d_hat - mean_r d_hat - v_hat mean_r(d_hat v_hat)) inv,   d_hat = dy gain
-              d_gain += sum_b dy v_hat,   d_shift += sum_b dy
+              d_gain += sum_n dy v_hat,   d_shift += sum_n dy   (over all T*B columns: `add_gain_gradients`)
 
 The LSTM normalises two things per step (its NumPy cell, `cells/lstm.py`): the recurrent product
 W_hh h_{t-1} (4H rows, no shift: b_hh follows) and the cell state c_t before the output
-activation (H rows, its own shift). The input projection is normalised for all steps at once
-before the loop, by the NumPy code. The arrays a step writes are column slabs of (rows, T*B)
-arrays, rows T*B apart: each row loop prefetches AHEAD rows on (`_prefetch`).
+activation (H rows, its own shift). The input projection is normalised for all steps at once,
+before the loop and back after it (`normalise_all`, `normalise_backward_all`). The arrays a step
+writes are column slabs of (rows, T*B) arrays, rows T*B apart: each row loop prefetches AHEAD
+rows on (`_prefetch`). The gains' and shifts' gradients are sums over every column; summed in
+the per-step loop they made it scalar (a float sum over b is a chain LLVM may not reorder), so
+they are one NumPy pass each over the whole (rows, T*B) arrays after the loop.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
 from ._loop_kernel import loop_kernel
@@ -68,9 +72,8 @@ def normalise_columns(v, gain, shift, v_hat, inv, out, add, sums):
 
 
 @njit(inline="always", error_model="numpy")
-def normalise_backward_columns(dy, gain, v_hat, inv, dv, grad_gain, grad_shift, sums):
-    """dv (R, B) from dy (R, B), column by column; adds the gain's (and, when grad_shift has
-    entries, the shift's) gradient. sums: (2, B) scratch."""
+def normalise_backward_columns(dy, gain, v_hat, inv, dv, sums):
+    """dv (R, B) from dy (R, B), column by column. sums: (2, B) scratch."""
     rows, columns = dy.shape
     first, second = sums[0, :columns], sums[1, :columns]  # mean_r d_hat, mean_r d_hat v_hat
     first[:] = 0.0
@@ -86,14 +89,10 @@ def normalise_backward_columns(dy, gain, v_hat, inv, dv, grad_gain, grad_shift, 
     for b in range(columns):
         first[b] /= rows
         second[b] /= rows
-    has_shift = grad_shift.shape[0] > 0
     for r in range(rows):
         _ahead(dv, r)
         g = gain[r]
         for b in range(columns):
-            grad_gain[r] += dy[r, b] * v_hat[r, b]
-            if has_shift:
-                grad_shift[r] += dy[r, b]
             dv[r, b] = (dy[r, b] * g - first[b] - v_hat[r, b] * second[b]) * inv[b]
 
 
@@ -105,6 +104,14 @@ def normalise_all(v, gain, shift, v_hat, inv, sums):
 
 
 @loop_kernel
-def normalise_backward_all(dy, gain, v_hat, inv, dv, grad_gain, grad_shift, sums):
+def normalise_backward_all(dy, gain, v_hat, inv, dv, sums):
     """`normalise_backward_columns` over every step's columns at once."""
-    normalise_backward_columns(dy, gain, v_hat, inv, dv, grad_gain, grad_shift, sums)
+    normalise_backward_columns(dy, gain, v_hat, inv, dv, sums)
+
+
+def add_gain_gradients(norm, dy: np.ndarray, v_hat: np.ndarray) -> None:
+    """A LayerNorm's parameter gradients from every column at once, feature-major (R, T*B):
+    d_gain += sum_n dy v_hat, d_shift += sum_n dy (NumPy: one vectorised pass each)."""
+    norm.weight.grad += np.einsum("rn,rn->r", dy, v_hat)
+    if norm.bias is not None:
+        norm.bias.grad += dy.sum(axis=1)

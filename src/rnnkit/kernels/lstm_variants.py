@@ -42,7 +42,13 @@ import numpy as np
 
 from . import _workspace
 from ._gate_recurrence import add_gate_product, keep_gates, previous_gate_gradient
-from ._layer_norm import normalise_all, normalise_backward_all, normalise_backward_columns, normalise_columns
+from ._layer_norm import (
+    add_gain_gradients,
+    normalise_all,
+    normalise_backward_all,
+    normalise_backward_columns,
+    normalise_columns,
+)
 from ._loop_kernel import copy, copy_transposed, loop_kernel
 from ._lstm_units import (
     CODES,
@@ -131,25 +137,26 @@ def forward_loop(addresses, w_hh, bias, peep, layout, act, h_now, c, s, h, held,
 @loop_kernel
 def backward_loop(addresses, w_hh_t, peep, layout, act, c, s, dy, dh, dc, dz, held, dropped, scratch, unit_rows,
                   norm, grads, gates):
-    """As `lstm.backward_loop`, for any structure; dz (G*H, T*B) written. unit_rows: (4, H, B)
-    scratch. norm: the forward's; grads: (d_gain_hh, d_gain_cell, d_shift_cell, d_hh (G*H, T*B)
-    written: dL/d(W_hh h_{t-1})), empty without layer norm. gates: FGR's (W_gate^T, da (G'H, B)
+    """As `lstm.backward_loop`, for any structure; dz (G*H, T*B) written. unit_rows: (3, H, B)
+    scratch. norm: the forward's; grads: (d_hh (G*H, T*B): dL/d(W_hh h_{t-1}), d_out (H, T*B):
+    dL/d LN(c_t)), written, empty without layer norm. gates: FGR's (W_gate^T, da (G'H, B)
     dL/da_T in, dL/da_0 out, two (G'H, B) scratch arrays), empty without."""
     hidden, batch = dh.shape
     steps = act.shape[1] // batch
     gain_hh, gain_cell, _, hat_hh, inv_hh, hat_cell, inv_cell = norm
-    d_gain_hh, d_gain_cell, d_shift_cell, d_hh = grads
+    d_hh, d_out_all = grads
     normalised = layout[NORMALISED] != 0
     scratch[ONES, :batch] = 1.0
     sums = scratch[SUMS:SUMS + 2]
     has_dy = dy.shape[0] > 0
-    dc_held, dh_scratch, d_out, d_cell_norm = unit_rows[0], unit_rows[1], unit_rows[2], unit_rows[3]
+    dc_held, dh_scratch, d_cell_norm = unit_rows[0], unit_rows[1], unit_rows[2]
     w_gate_t, da, dz_gates, da_held = gates
     recurrent_gates = da.shape[0] > 0
     if has_dy:
         _add_transposed(dh, dy[steps - 1], scalar(act, 1.0))
     for t in range(steps - 1, -1, -1):
         now = t * batch
+        d_out = d_out_all[:, now:now + batch]  # (0, 0) without layer norm
         padded = any_held(held, t)
         if padded:
             copy(dc, dc_held)
@@ -170,13 +177,13 @@ def backward_loop(addresses, w_hh_t, peep, layout, act, c, s, dy, dh, dc, dz, he
             if padded:  # a held sequence sends no gradient into this step's normalisations
                 clear_columns(held[t], d_out)
             normalise_backward_columns(d_out, gain_cell, hat_cell[:, now:now + batch], inv_cell[now:now + batch],
-                                       d_cell_norm, d_gain_cell, d_shift_cell, sums)
+                                       d_cell_norm, sums)
             for j in range(hidden):
                 backward_cell(act, peep, layout, c, dc, dz, d_cell_norm, scratch, da, j, now, batch)
             if padded:
                 clear_columns(held[t], dz_t)
             normalise_backward_columns(dz_t, gain_hh, hat_hh[:, now:now + batch], inv_hh[now:now + batch],
-                                       d_hh[:, now:now + batch], d_gain_hh, d_gain_hh[:0], sums)
+                                       d_hh[:, now:now + batch], sums)
             dz_t = d_hh[:, now:now + batch]  # what W_hh^T multiplies
         next_state_gradient(addresses, w_hh_t, dz_t, dy, dh, dc, held, dc_held, t, padded, has_dy, dropped,
                             dh_scratch)
@@ -296,26 +303,27 @@ def backward_sequence(cell, d_outputs, d_state, cache):
     cache, dz, dh, dc, dy, w_hh_t = backward_buffers(cell, d_outputs, d_state, cache)
     dtype, batch = cache.x.dtype, cache.x.shape[1]
     norm = _feature_major_normalisation(cell, cache)
+    grads = _no_gate_recurrence(dtype, 2)
     if cell.layer_norm:
-        d_hh = _workspace.empty(dz.shape, dtype)
-        grads = (cell.norm_hh.weight.grad, cell.norm_cell.weight.grad, _shift(cell.norm_cell, dtype, grad=True), d_hh)
-    else:
-        grads = (np.zeros(0, dtype), np.zeros(0, dtype), np.zeros(0, dtype), np.zeros((0, 0), dtype))
+        grads = (_workspace.empty(dz.shape, dtype), _workspace.empty((cell.hidden_size, dz.shape[1]), dtype))
     gates = _no_gate_recurrence(dtype, 4)
     if cell.weight_gate is not None:
         da = np.array(np.asarray(d_state[2]).T, dtype, order="C")
         gates = (np.ascontiguousarray(cell.weight_gate.value.T), da, np.empty_like(da), np.empty_like(da))
     backward_loop(find_blas(dtype), w_hh_t, _peepholes(cell), _layout(cell), cache.act_fm, cache.c_fm, cache.s_fm,
                   dy, dh, dc, dz, *loop_masks(cache, batch, dtype, feature_major=True), np.empty((6, batch), dtype),
-                  np.empty((4,) + dh.shape, dtype), norm, grads, gates)
+                  np.empty((3,) + dh.shape, dtype), norm, grads, gates)
     d_gates = (np.ascontiguousarray(gates[1].T),) if cell.weight_gate is not None else ()
     d_product = dz
     if cell.layer_norm:  # dL/d(W_ih x) = LN_ih'(dz), all steps at once; the products' gradients in the cache
         d_product = _workspace.empty(dz.shape, dtype)
-        normalise_backward_all(dz, cell.norm_ih.weight.value, *_feature_major_input_norm(cache), d_product,
-                               cell.norm_ih.weight.grad, _shift(cell.norm_ih, dtype, grad=True),
+        hat_ih, inv_ih = _feature_major_input_norm(cache)
+        normalise_backward_all(dz, cell.norm_ih.weight.value, hat_ih, inv_ih, d_product,
                                np.empty((2, dz.shape[1]), dtype))
-        cache.d_ih_product, cache.d_hh_product = _steps_view(d_product, batch), _steps_view(grads[3], batch)
+        cache.d_ih_product, cache.d_hh_product = _steps_view(d_product, batch), _steps_view(grads[0], batch)
+        for layer_norm, d_normalised, v_hat in ((cell.norm_ih, dz, hat_ih), (cell.norm_hh, dz, norm[3]),
+                                                (cell.norm_cell, grads[1], norm[5])):
+            add_gain_gradients(layer_norm, d_normalised, v_hat)
     dx, d_state0 = finish_backward(cell, cache, dz, dh, dc, d_peephole=_peephole_grads(cell, cache, dz),
                                    d_product=d_product)
     return dx, d_state0 + d_gates
