@@ -1,4 +1,4 @@
-"""The per-unit equations of every LSTM structure but FGR, for the loops of `lstm_variants.py`.
+"""The per-unit equations of every LSTM structure, for the loops of `lstm_variants.py`.
 
 One hidden unit j at one step, over the batch, feature-major (module docstring of
 `lstm_variants.py` for the equations and `layout`). Each direction is two halves, because layer
