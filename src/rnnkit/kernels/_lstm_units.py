@@ -145,7 +145,6 @@ def _output_side(o, c, s, h, bias, peep, layout, j, batch):
 def _cell_side_gradients(dz, d_cell, dc_j, c_prev, i, f, g, peep, layout, derivative, da, j, now, batch):
     """From d_cell = dL/dc_t (all paths): dc_{t-1} into dc_j, and dz_i, dz_f, dz_g (with FGR,
     dL/da_t's rows of i and f join the gates' gradients)."""
-    has_peephole = layout[8] != 0
     for b in range(batch):
         dc_j[b] = d_cell[b] * f[b]
     if layout[0] >= 0:
@@ -156,18 +155,12 @@ def _cell_side_gradients(dz, d_cell, dc_j, c_prev, i, f, g, peep, layout, deriva
         else:
             for b in range(batch):
                 dz_i[b] = d_cell[b] * g[b]
-        _finish_gate_gradient(dz_i, i, da, layout, 0, derivative, j)
-        if has_peephole:
-            for b in range(batch):
-                dc_j[b] += dz_i[b] * peep[0, j]
+        _finish_gate_gradient(dz_i, i, da, peep, dc_j, layout, 0, derivative, j)
     if layout[1] >= 0:
         dz_f = dz[layout[1] + j, now:now + batch]
         for b in range(batch):
             dz_f[b] = d_cell[b] * c_prev[b]
-        _finish_gate_gradient(dz_f, f, da, layout, 1, derivative, j)
-        if has_peephole:
-            for b in range(batch):
-                dc_j[b] += dz_f[b] * peep[1, j]
+        _finish_gate_gradient(dz_f, f, da, peep, dc_j, layout, 1, derivative, j)
     dz_g = dz[layout[2] + j, now:now + batch]
     _derivative(layout[6], g, derivative)
     for b in range(batch):
@@ -216,11 +209,7 @@ def backward_unit(act, peep, layout, c_all, s_all, dh, dc, dz, scratch, da, j, t
     for b in range(batch):  # dL/dc_t: the carried gradient and the one through s_t
         d_cell[b] = dc_j[b] + dh_j[b] * o[b] * derivative[b]
     if layout[3] >= 0:
-        dz_o = dz[layout[3] + j, now:nxt]
-        _output_gate_gradient(dz_o, dh_j, s, o, da, layout, derivative, j, batch)
-        if layout[8] != 0:
-            for b in range(batch):
-                d_cell[b] += dz_o[b] * peep[2, j]
+        _output_gate_gradient(dz[layout[3] + j, now:nxt], dh_j, s, o, da, peep, d_cell, layout, derivative, j, batch)
     _cell_side_gradients(dz, d_cell, dc_j, c_prev, i, f, g, peep, layout, derivative, da, j, now, batch)
 
 
@@ -248,7 +237,7 @@ def forward_output(act, bias, peep, layout, c_all, s_all, h_now, scratch, j, now
 
 
 @njit(inline="always", error_model="numpy")
-def backward_output(act, layout, s_all, dh, dz, d_out, scratch, da, j, now, batch):
+def backward_output(act, peep, layout, s_all, dh, dz, d_out, scratch, da, j, now, batch):
     """Unit j's dz_o = dh s sigma'(o) and d_out[j] = dh o phi_out'(s)."""
     s, dh_j, d_out_j = s_all[j, now:now + batch], dh[j], d_out[j]
     derivative = scratch[DERIVATIVE, :batch]
@@ -256,8 +245,9 @@ def backward_output(act, layout, s_all, dh, dz, d_out, scratch, da, j, now, batc
     _derivative(layout[7], s, derivative)
     for b in range(batch):
         d_out_j[b] = dh_j[b] * o[b] * derivative[b]
-    if layout[3] >= 0:
-        _output_gate_gradient(dz[layout[3] + j, now:now + batch], dh_j, s, o, da, layout, derivative, j, batch)
+    if layout[3] >= 0:  # its peephole's term joins dc in `backward_cell`
+        _output_gate_gradient(dz[layout[3] + j, now:now + batch], dh_j, s, o, da, peep, d_out_j[:0], layout,
+                              derivative, j, batch)
 
 
 @njit(inline="always", error_model="numpy")
@@ -277,17 +267,19 @@ def backward_cell(act, peep, layout, c_all, dc, dz, d_source, scratch, da, j, no
 
 
 @njit(inline="always", error_model="numpy")
-def _output_gate_gradient(dz_o, dh_j, s, o, da, layout, derivative, j, batch):
-    """dz_o = (dh s (+ dL/da_t's row of o, FGR)) sigma'(o)."""
+def _output_gate_gradient(dz_o, dh_j, s, o, da, peep, d_cell, layout, derivative, j, batch):
+    """dz_o = (dh s (+ dL/da_t's row of o, FGR)) sigma'(o); d_cell += dz_o p_o."""
     for b in range(batch):
         dz_o[b] = dh_j[b] * s[b]
-    _finish_gate_gradient(dz_o, o, da, layout, 2, derivative, j)
+    _finish_gate_gradient(dz_o, o, da, peep, d_cell, layout, 2, derivative, j)
 
 
 @njit(inline="always", error_model="numpy")
-def _finish_gate_gradient(dz_q, q, da, layout, k, derivative, j):
+def _finish_gate_gradient(dz_q, q, da, peep, d_cell, layout, k, derivative, j):
     """dz_q = (dz_q + dL/da_t's row of gate k, with FGR) sigma'(q), for gate k of i, f, o (0, 1,
-    2) of unit j; dz_q comes in holding what the step itself gives (`_gate_recurrence`)."""
+    2) of unit j; dz_q comes in holding what the step itself gives (`_gate_recurrence`). With
+    peepholes, d_cell (the cell-state gradient the gate's peephole reads into; empty: none)
+    += dz_q p_q."""
     _derivative(layout[5], q, derivative)
     row = layout[A_ROWS + k]
     if row >= 0:
@@ -295,6 +287,9 @@ def _finish_gate_gradient(dz_q, q, da, layout, k, derivative, j):
             dz_q[b] += da[row + j, b]
     for b in range(dz_q.shape[0]):
         dz_q[b] *= derivative[b]
+    if layout[8] != 0 and d_cell.shape[0] > 0:
+        for b in range(dz_q.shape[0]):
+            d_cell[b] += dz_q[b] * peep[k, j]
 
 
 @njit(inline="always")

@@ -169,7 +169,7 @@ def backward_loop(addresses, w_hh_t, peep, layout, act, c, s, dy, dh, dc, dz, he
                 prefetch_rows(c, j + AHEAD, 0, 1, now, batch)
                 prefetch_rows(s, j + AHEAD, 0, 1, now, batch)
             if normalised:
-                backward_output(act, layout, s, dh, dz, d_out, scratch, da, j, now, batch)
+                backward_output(act, peep, layout, s, dh, dz, d_out, scratch, da, j, now, batch)
             else:
                 backward_unit(act, peep, layout, c, s, dh, dc, dz, scratch, da, j, t, batch)
         dz_t = dz[:, now:now + batch]
