@@ -30,7 +30,9 @@ from .activations import scalar, sigmoid, tanh
 CODES = {"sigmoid": 0, "tanh": 1, "relu": 2, "elu": 3, "identity": 4}
 SIGMOID, TANH, RELU, ELU, IDENTITY = CODES.values()
 LEARNED, NONE, COUPLED = 0, 1, 2  # the forget gate's kinds (LSTMStructure.forget_gate)
-ONES, COUPLED_F, DERIVATIVE, D_CELL, SUMS = 0, 1, 2, 3, 4  # rows of the (6, B) scratch array (SUMS: 2)
+# Rows of the loops' (SCRATCH_ROWS, B) scratch array; SUMS and SUMS_HH are two rows each: the
+# column sums of layer norm's cell-state and recurrent-product normalisations (`_layer_norm`).
+ONES, COUPLED_F, DERIVATIVE, D_CELL, SUMS, SUMS_HH, SCRATCH_ROWS = 0, 1, 2, 3, 4, 6, 8
 
 
 @njit(inline="always", error_model="numpy")

@@ -43,11 +43,20 @@ import numpy as np
 from . import _workspace
 from ._gate_recurrence import add_gate_product, keep_gates, previous_gate_gradient
 from ._layer_norm import (
+    add_backward_row,
     add_gain_gradients,
+    add_row,
+    add_unit_backward_rows,
+    backward_row,
+    backward_rows,
+    column_statistics,
+    finish_statistics,
     normalise_all,
     normalise_backward_all,
-    normalise_backward_columns,
-    normalise_columns,
+    normalise_row,
+    normalise_unit_rows,
+    scale_sums,
+    start_sums,
 )
 from ._loop_kernel import copy, copy_transposed, loop_kernel
 from ._lstm_units import (
@@ -56,7 +65,9 @@ from ._lstm_units import (
     LEARNED,
     NONE,
     ONES,
+    SCRATCH_ROWS,
     SUMS,
+    SUMS_HH,
     backward_cell,
     backward_output,
     backward_unit,
@@ -89,7 +100,7 @@ NORMALISED = 9  # layout's entry: 1 for a layer-normalised cell
 def forward_loop(addresses, w_hh, bias, peep, layout, act, h_now, c, s, h, held, dropped, scratch, operand,
                  recurrent, norm, gates):
     """As `lstm.forward_loop`, for any structure: act (G*H, T*B) input projections in, gate
-    activations out; peep (3, H) peepholes of i, f, o (zeros where absent); scratch (6, B);
+    activations out; peep (3, H) peepholes of i, f, o (zeros where absent); scratch (SCRATCH_ROWS, B);
     operand (H, B) and, with layer norm, recurrent (G*H, B): the step's GEMM operand and product.
     norm: the normalisations' arrays, (gain_hh, gain_cell, shift_cell, hat_hh (G*H, T*B),
     inv_hh (T*B,), hat_cell (H, T*B), inv_cell (T*B,)), all empty without layer norm. gates:
@@ -100,32 +111,43 @@ def forward_loop(addresses, w_hh, bias, peep, layout, act, h_now, c, s, h, held,
     w_gate, a_all, gate_product = gates
     recurrent_gates = a_all.shape[0] > 0
     normalised = layout[NORMALISED] != 0
+    has_shift, zero = shift_cell.shape[0] > 0, scalar(act, 0.0)
     scratch[ONES, :batch] = 1.0
-    sums = scratch[SUMS:SUMS + 2]
+    sums, sums_hh = scratch[SUMS:SUMS + 2], scratch[SUMS_HH:SUMS_HH + 2]
+    hh_mean = sums_hh[0, :batch]
     for t in range(steps):
         now = t * batch
-        if normalised:  # act += LN(W_hh h_{t-1})
+        if normalised:  # act += LN(W_hh h_{t-1}): its statistics here, its rows in the unit loop
             product(addresses, w_hh, fed(h_now, dropped, operand), recurrent, 0.0)
-            normalise_columns(recurrent, gain_hh, gain_hh[:0], hat_hh[:, now:now + batch], inv_hh[now:now + batch],
-                              act[:, now:now + batch], True, sums)
+            hh_mean = column_statistics(recurrent, inv_hh[now:now + batch], sums_hh)
         else:
             product(addresses, w_hh, fed(h_now, dropped, operand), act[:, now:now + batch], 1.0)
         if recurrent_gates:
             add_gate_product(addresses, w_gate, a_all, gate_product, act, layout, now, batch)
+        c_sum, c_variance = start_sums(sums, batch)  # LN(c_t)'s statistics, with layer norm
         for j in range(hidden):
             if j + AHEAD < hidden:
                 prefetch_unit(act, layout, j + AHEAD, now, batch)
                 prefetch_rows(c, j + AHEAD, 0, 1, now, 2 * batch)
                 prefetch_rows(s, j + AHEAD, 0, 1, now, batch)
             if normalised:
+                if j + AHEAD < hidden:
+                    prefetch_unit(hat_hh, layout, j + AHEAD, now, batch)
+                normalise_unit_rows(recurrent, gain_hh, hh_mean, inv_hh[now:now + batch], hat_hh, act, layout, j, now)
                 forward_cell(act, bias, peep, layout, c, scratch, j, now, batch)
+                add_row(c[j, now + batch:now + 2 * batch], c_sum)
             else:
                 forward_unit(act, bias, peep, layout, c, s, h_now, scratch, j, t, batch)
         if normalised:  # s's input is LN(c_t), for every unit
-            normalise_columns(c[:, now + batch:now + 2 * batch], gain_cell, shift_cell, hat_cell[:, now:now + batch],
-                              inv_cell[now:now + batch], s[:, now:now + batch], False, sums)
+            c_t, inv = c[:, now + batch:now + 2 * batch], inv_cell[now:now + batch]
+            finish_statistics(c_t, c_sum, c_variance, inv)
             for j in range(hidden):
-                forward_output(act, bias, peep, layout, c, s, h_now, scratch, j, now, batch, s[j, now:now + batch])
+                if j + AHEAD < hidden:
+                    prefetch_rows(hat_cell, j + AHEAD, 0, 1, now, batch)
+                s_j = s[j, now:now + batch]
+                normalise_row(c_t[j], c_sum, inv, gain_cell[j], shift_cell[j] if has_shift else zero, has_shift,
+                              hat_cell[j, now:now + batch], s_j, False)
+                forward_output(act, bias, peep, layout, c, s, h_now, scratch, j, now, batch, s_j)
         if recurrent_gates:
             keep_gates(act, a_all, layout, now, batch)
         hold_state(held, t, c, h, h_now)
@@ -147,7 +169,7 @@ def backward_loop(addresses, w_hh_t, peep, layout, act, c, s, dy, dh, dc, dz, he
     d_hh, d_out_all = grads
     normalised = layout[NORMALISED] != 0
     scratch[ONES, :batch] = 1.0
-    sums = scratch[SUMS:SUMS + 2]
+    sums, sums_hh = scratch[SUMS:SUMS + 2], scratch[SUMS_HH:SUMS_HH + 2]
     has_dy = dy.shape[0] > 0
     dc_held, dh_scratch, d_cell_norm = unit_rows[0], unit_rows[1], unit_rows[2]
     w_gate_t, da, dz_gates, da_held = gates
@@ -162,6 +184,7 @@ def backward_loop(addresses, w_hh_t, peep, layout, act, c, s, dy, dh, dc, dz, he
             copy(dc, dc_held)
             if recurrent_gates:
                 copy(da, da_held)
+        first, second = start_sums(sums, batch)  # LN(c_t)'s backward sums, with layer norm
         for j in range(hidden):
             if j + AHEAD < hidden:
                 prefetch_unit(act, layout, j + AHEAD, now, batch)
@@ -170,20 +193,26 @@ def backward_loop(addresses, w_hh_t, peep, layout, act, c, s, dy, dh, dc, dz, he
                 prefetch_rows(s, j + AHEAD, 0, 1, now, batch)
             if normalised:
                 backward_output(act, peep, layout, s, dh, dz, d_out, scratch, da, j, now, batch)
+                add_backward_row(d_out[j], gain_cell[j], hat_cell[j, now:now + batch], first, second)
             else:
                 backward_unit(act, peep, layout, c, s, dh, dc, dz, scratch, da, j, t, batch)
         dz_t = dz[:, now:now + batch]
-        if normalised:
-            if padded:  # a held sequence sends no gradient into this step's normalisations
-                clear_columns(held[t], d_out)
-            normalise_backward_columns(d_out, gain_cell, hat_cell[:, now:now + batch], inv_cell[now:now + batch],
-                                       d_cell_norm, sums)
+        if normalised:  # a held sequence's gradients here are discarded (next_state_gradient) or cleared
+            scale_sums(first, second, hidden)
+            first_hh, second_hh = start_sums(sums_hh, batch)  # LN(W_hh h_{t-1})'s, unit by unit
             for j in range(hidden):
+                if j + AHEAD < hidden:
+                    prefetch_unit(hat_hh, layout, j + AHEAD, now, batch)
+                backward_row(d_out[j], gain_cell[j], hat_cell[j, now:now + batch], first, second,
+                             inv_cell[now:now + batch], d_cell_norm[j])
                 backward_cell(act, peep, layout, c, dc, dz, d_cell_norm, scratch, da, j, now, batch)
-            if padded:
+                add_unit_backward_rows(dz, gain_hh, hat_hh, layout, j, now, batch, first_hh, second_hh)
+            if padded:  # and it sends none into this step's normalisations' gains
+                clear_columns(held[t], d_out)
                 clear_columns(held[t], dz_t)
-            normalise_backward_columns(dz_t, gain_hh, hat_hh[:, now:now + batch], inv_hh[now:now + batch],
-                                       d_hh[:, now:now + batch], sums)
+            scale_sums(first_hh, second_hh, dz_t.shape[0])
+            backward_rows(dz_t, gain_hh, hat_hh[:, now:now + batch], first_hh, second_hh, inv_hh[now:now + batch],
+                          d_hh[:, now:now + batch])
             dz_t = d_hh[:, now:now + batch]  # what W_hh^T multiplies
         next_state_gradient(addresses, w_hh_t, dz_t, dy, dh, dc, held, dc_held, t, padded, has_dy, dropped,
                             dh_scratch)
@@ -226,7 +255,7 @@ def forward_sequence(cell, x: np.ndarray, state0, mask=None, recurrent_mask=None
         normalise_all(act, cell.norm_ih.weight.value, _shift(cell.norm_ih, x.dtype), *input_norm,
                       np.empty((2, act.shape[1]), x.dtype))
     norm = _normalisation_buffers(cell, steps * batch)
-    gates = _no_gate_recurrence(x.dtype, 3)
+    gates = _empty_arrays(x.dtype, 3)
     if cell.weight_gate is not None:
         width = cell.weight_gate.value.shape[0]
         a_all = _workspace.empty((width, (steps + 1) * batch), x.dtype)
@@ -234,7 +263,7 @@ def forward_sequence(cell, x: np.ndarray, state0, mask=None, recurrent_mask=None
         gates = (cell.weight_gate.value, a_all, np.empty((width, batch), x.dtype))
     forward_loop(find_blas(x.dtype), cell.weight_hh.value, bias, _peepholes(cell), _layout(cell), act, h_now, c, s,
                  h, held_steps(mask, batch), mask_for_loop(recurrent_mask, x.dtype, feature_major=True),
-                 np.empty((6, batch), x.dtype), np.empty_like(h_now), np.empty((rows, batch), x.dtype), norm,
+                 np.empty((SCRATCH_ROWS, batch), x.dtype), np.empty_like(h_now), np.empty((rows, batch), x.dtype), norm,
                  gates)
     outputs, final, cache = forward_result(act, c, s, h)
     if cell.weight_gate is not None:  # FGR's a: the cache's (T+1, B, G'H) view, and a_T
@@ -250,8 +279,9 @@ def forward_sequence(cell, x: np.ndarray, state0, mask=None, recurrent_mask=None
     return outputs, final, cache
 
 
-def _no_gate_recurrence(dtype, count: int):
-    """The loops' `gates` tuple for a cell without FGR: `count` empty 2-D arrays."""
+def _empty_arrays(dtype, count: int):
+    """`count` empty 2-D arrays: a loop's `gates` tuple for a cell without FGR, or its `grads`
+    pair for a cell without layer norm (one compiled signature with and without)."""
     return tuple(np.zeros((0, 0), dtype) for _ in range(count))
 
 
@@ -303,16 +333,16 @@ def backward_sequence(cell, d_outputs, d_state, cache):
     cache, dz, dh, dc, dy, w_hh_t = backward_buffers(cell, d_outputs, d_state, cache)
     dtype, batch = cache.x.dtype, cache.x.shape[1]
     norm = _feature_major_normalisation(cell, cache)
-    grads = _no_gate_recurrence(dtype, 2)
+    grads = _empty_arrays(dtype, 2)
     if cell.layer_norm:
         grads = (_workspace.empty(dz.shape, dtype), _workspace.empty((cell.hidden_size, dz.shape[1]), dtype))
-    gates = _no_gate_recurrence(dtype, 4)
+    gates = _empty_arrays(dtype, 4)
     if cell.weight_gate is not None:
         da = np.array(np.asarray(d_state[2]).T, dtype, order="C")
         gates = (np.ascontiguousarray(cell.weight_gate.value.T), da, np.empty_like(da), np.empty_like(da))
     backward_loop(find_blas(dtype), w_hh_t, _peepholes(cell), _layout(cell), cache.act_fm, cache.c_fm, cache.s_fm,
-                  dy, dh, dc, dz, *loop_masks(cache, batch, dtype, feature_major=True), np.empty((6, batch), dtype),
-                  np.empty((3,) + dh.shape, dtype), norm, grads, gates)
+                  dy, dh, dc, dz, *loop_masks(cache, batch, dtype, feature_major=True),
+                  np.empty((SCRATCH_ROWS, batch), dtype), np.empty((3,) + dh.shape, dtype), norm, grads, gates)
     d_gates = (np.ascontiguousarray(gates[1].T),) if cell.weight_gate is not None else ()
     d_product = dz
     if cell.layer_norm:  # dL/d(W_ih x) = LN_ih'(dz), all steps at once; the products' gradients in the cache
