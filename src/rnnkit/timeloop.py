@@ -24,7 +24,9 @@ input on the way in and the outputs on the way out, so cells never know which wa
 
 When a cell has a compiled kernel (`cell.fused()`, see `rnnkit.kernels`), each function hands
 the whole direction to it: the same steps (projection, loop, weight gradients, dx), compiled,
-in one call per sequence, padding (the rule below) and recurrent dropout included.
+in one call per sequence, padding (the rule below) and recurrent dropout included, with denormal
+floats flushed to zero (`rnnkit.kernels._denormals`: saturated gates make them, and x86 CPUs
+compute with them a hundred times slower).
 
 Recording. `backward_sequence(..., record=f)` calls f(position, dL/dstate) for every state the
 loop passes through, the whole state gradient as it stands (the output's own gradient
@@ -52,6 +54,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .cells.base import Cell, State
+from .kernels import flushing_denormals
 
 __all__ = ["forward_sequence", "backward_sequence"]
 
@@ -69,7 +72,8 @@ def forward_sequence(cell: Cell, x: np.ndarray, state0: State, reverse: bool = F
     x = np.ascontiguousarray(x if input_mask is None else x * input_mask)  # the same mask at every step
     fused = cell.fused()
     if fused is not None:  # the same loop, compiled, projection included (rnnkit.kernels)
-        outputs, state, cache = fused.forward_sequence(cell, x, state0, mask, recurrent_mask)
+        with flushing_denormals():
+            outputs, state, cache = fused.forward_sequence(cell, x, state0, mask, recurrent_mask)
         cache.x, cache.mask, cache.input_mask, cache.recurrent_mask = x, mask, input_mask, recurrent_mask
         return (outputs[::-1] if reverse else outputs), state, cache
 
@@ -103,7 +107,8 @@ def backward_sequence(cell: Cell, d_outputs: np.ndarray | None, d_state: State, 
     mask = getattr(cache, "mask", None)
     fused = cell.fused() if record is None else None
     if fused is not None:  # the same loop and weight gradients, compiled
-        dx, d_state = fused.backward_sequence(cell, d_outputs, d_state, cache)
+        with flushing_denormals():
+            dx, d_state = fused.backward_sequence(cell, d_outputs, d_state, cache)
         return _input_gradient(dx, cache, reverse), d_state
 
     d_input = np.empty((steps, batch, rows), dtype=cell.dtype)

@@ -22,6 +22,8 @@ The test suite runs both and checks that they agree (tests/test_kernels.py).
     gru_textbook.py the textbook GRU (reset_after=False): two dependent GEMMs per step
     elman.py        the Elman RNN, any of its named nonlinearities
     adam.py         one pass of Adam / AdamW over a parameter
+    _denormals.py   denormal floats flushed to zero while a compiled loop runs (3.3x on a
+                    saturating study trial)
     _padding.py     padded batches: the time loop's hold-the-state rule inside the loops
     _layer_norm.py  the LSTM loop's per-step normalisations, column by column
     _gate_recurrence.py  FGR's gate-to-gate product and its gradient, in the LSTM loop
@@ -51,9 +53,11 @@ from types import ModuleType
 
 import numpy as np
 
-__all__ = ["available", "use_kernels", "load", "gemm_address", "add_matmul", "describe"]
+__all__ = ["available", "use_kernels", "load", "gemm_address", "add_matmul", "describe", "set_flush_denormals",
+           "flushing_denormals"]
 
 _enabled = os.environ.get("RNNKIT_KERNELS", "1").strip().lower() not in ("0", "false", "no", "off")
+_flush_denormals = True  # `_denormals`: FTZ/DAZ while a compiled time loop runs
 _import_error: str | None = None
 _modules: dict[str, ModuleType] = {}
 _cache_checked = False
@@ -119,6 +123,22 @@ def use_kernels(enabled: bool):
         yield
     finally:
         _enabled = previous
+
+
+def set_flush_denormals(enabled: bool) -> bool:
+    """Whether the compiled time loops run with denormal floats flushed to zero (default True;
+    `_denormals` says why and what it changes). Returns the previous setting."""
+    global _flush_denormals
+    previous, _flush_denormals = _flush_denormals, bool(enabled)
+    return previous
+
+
+def flushing_denormals():
+    """A context in which the calling thread flushes denormals (`_denormals.flushing`), or does
+    nothing when `set_flush_denormals(False)`; the time loop runs each compiled call in one."""
+    if not _flush_denormals:
+        return contextlib.nullcontext()
+    return load("_denormals").flushing()
 
 
 def load(name: str) -> ModuleType:
