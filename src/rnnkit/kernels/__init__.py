@@ -22,7 +22,7 @@ The test suite runs both and checks that they agree (tests/test_kernels.py).
     gru_textbook.py the textbook GRU (reset_after=False): two dependent GEMMs per step
     elman.py        the Elman RNN, any of its named nonlinearities
     adam.py         one pass of Adam / AdamW over a parameter
-    _denormals.py   denormal floats flushed to zero while a compiled loop runs (3.3x on a
+    _denormals.py   denormal floats flushed to zero while a compiled loop runs (3.1x on a
                     saturating study trial)
     _padding.py     padded batches: the time loop's hold-the-state rule inside the loops
     _layer_norm.py  the LSTM loop's per-step normalisations, column by column

@@ -20,9 +20,10 @@ product's statistics come from its dense (4H, B) buffer and each unit normalises
 as it reads them; c_t's sums are added as each unit makes it, and LN(c_t) is written unit by
 unit in the output half. Backward, d_out's sums build up in the output half and LN'(d_out) is
 made row by row in the cell half, where dz's sums for the product's normalisation build up too;
-only dL/d(W_hh h_{t-1}) needs a pass of its own, as every dz row must be known first. The
-arrays a step writes are column slabs of (rows, T*B) arrays, rows T*B apart: each row loop prefetches AHEAD
-rows on (`_prefetch`). The gains' and shifts' gradients are sums over every column; summed in
+only dL/d(W_hh h_{t-1}) needs a pass of its own, as every dz row must be known first.
+
+The arrays a step writes are column slabs of (rows, T*B) arrays, rows T*B apart: each row loop
+prefetches AHEAD rows on (`_prefetch`). The gains' and shifts' gradients are sums over every column; summed in
 the per-step loop they made it scalar (a float sum over b is a chain LLVM may not reorder), so
 they are one NumPy pass each over the whole (rows, T*B) arrays after the loop.
 """
