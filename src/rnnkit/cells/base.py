@@ -174,8 +174,11 @@ class Cell:
         dL/dx = dL/d(x W_ih^T) W_ih for all steps, (T, B, I), from dL/da and dL/dr (T, B, G*H)."""
         x = cache.x
         steps, batch, features = x.shape
-        d_product = cache.d_ih_product = self.input_product_gradient(cache, d_input)
+        d_product = self.input_product_gradient(cache, d_input)
+        if self.layer_norm:  # where accumulate_grads reads it; not kept past this call (it is as big as d_input)
+            cache.d_ih_product = d_product
         self.accumulate_grads(cache, x, d_input, d_recurrent)
+        vars(cache).pop("d_ih_product", None)
         return (d_product.reshape(steps * batch, -1) @ self.weight_ih.value).reshape(steps, batch, features)
 
     def input_product_gradient(self, cache, d_input: np.ndarray) -> np.ndarray:
