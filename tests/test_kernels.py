@@ -161,15 +161,19 @@ def test_time_loops_compile_without_reference_counting(name):
         assert loop.targetoptions.get("_nrt") is False, f"{name}.{loop.__name__} counts references"
 
 
-def test_caches_are_interchangeable():
-    """A compiled forward's cache has the reference layout: NumPy's backward can follow it."""
+@pytest.mark.parametrize("compiled_forward", [True, False], ids=["compiled-forward", "numpy-forward"])
+def test_caches_are_interchangeable(compiled_forward):
+    """A compiled forward's cache has the reference layout: NumPy's backward can follow it, and
+    the compiled backward can follow NumPy's forward."""
     rng = np.random.default_rng(0)
     for cls, options in ((rnnkit.LSTM, {}), (rnnkit.GRU, {}), (rnnkit.RNN, {}), (rnnkit.LSTM, {"variant": "V"}),
                          (rnnkit.LSTM, {"variant": "CIFG"}), (rnnkit.GRU, {"reset_after": False}),
-                         (rnnkit.LSTM, {"layer_norm": True}), (rnnkit.LSTM, {"variant": "V", "layer_norm": True})):
+                         (rnnkit.LSTM, {"variant": "FGR"}), (rnnkit.LSTM, {"layer_norm": True}),
+                         (rnnkit.LSTM, {"variant": "V", "layer_norm": True})):
         layer = cls(3, 5, dtype=np.float64, rng=1, **options)
         x = rng.standard_normal((4, 2, 3))
-        y, _, cache = layer.forward(x)
+        with kernels.use_kernels(compiled_forward):
+            y, _, cache = layer.forward(x)
         dy = rng.standard_normal(y.shape)
         layer.zero_grad()
         with kernels.use_kernels(False):
