@@ -59,3 +59,25 @@ def test_compiled_gru_backward_has_no_full_recurrent_gradient():
     (3 units), the n block (1) and dL/dx (1), not a second (T, B, 3H) array (3 more)."""
     peak, _ = _backward_memory(rnnkit.GRU(HIDDEN, HIDDEN, 1, rng=0))
     assert peak < 5.5, f"the compiled GRU backward peaked at {peak:.2f} units (expected about 5)"
+
+
+@pytest.mark.skipif(not kernels.available(np.float32), reason="no compiled kernels with this NumPy")
+def test_compiled_lstm_forward_keeps_no_tanh_of_the_cell_state(monkeypatch):
+    """The standard kernel's cache holds act (4 units), c and h (T+1 steps each), not
+    s_t = tanh(c_t): its backward computes that again from c_t, and NumPy's code gets it from c."""
+    from rnnkit.kernels import _workspace
+
+    layer = rnnkit.LSTM(HIDDEN, HIDDEN, 1, rng=0)
+    x = np.random.default_rng(0).standard_normal((STEPS, BATCH, HIDDEN)).astype(np.float32)
+    layer.forward(x)  # compile first
+    monkeypatch.setattr(_workspace, "_pool", {})  # every buffer made afresh, where tracemalloc sees it
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        _, _, cache = layer.forward(x)
+        held = (tracemalloc.get_traced_memory()[0] - before) / UNIT
+    finally:
+        tracemalloc.stop()
+    assert held < 6.5, f"the forward's cache holds {held:.2f} units (act 4, c and h about 1 each)"
+    named = cache.internals()["l0"]  # the s NumPy's backward would read is the one h was made from
+    np.testing.assert_allclose(named["h"], named["o"] * cache.cells[0][0].s, rtol=0, atol=1e-6)

@@ -17,14 +17,17 @@ Feature-major: inside the loop every per-step array is (features, B), a column p
 so the step's GEMMs are W_hh (4H, H) @ h_{t-1} (H, B) and W_hh^T (H, 4H) @ dz (4H, B). With
 the batch as the GEMM's short *last* dimension, OpenBLAS ran them 1.3-2x faster than the
 batch-major (B, H) @ (H, 4H) the NumPy code makes (185 -> 385 GFLOP/s at B = 32, H = 512 with
-its AVX-512 kernels). The cache keeps act, c and s as (features, T*B) (`act_fm`, ...) and
+its AVX-512 kernels). The cache keeps act and c as (features, T*B) (`act_fm`, `c_fm`) and
 offers the reference's (T, B, features) names as transposed views of them; h, which the next
-layer reads, is kept batch-major (T+1, B, H) only. NumPy's backward and `internals()` read the
-cache unchanged.
+layer reads, is kept batch-major (T+1, B, H) only. s_t = tanh(c_t) is not kept: the backward
+computes it again from c_t, which saves one (H, T*B) array per layer (a training step's peak
+memory) for one tanh per number. NumPy's backward and `internals()` read the cache unchanged
+(its `s` is made from c on first use, `StandardCache`).
 """
 
 from __future__ import annotations
 
+from functools import cached_property
 from types import SimpleNamespace
 
 import numpy as np
@@ -65,14 +68,14 @@ def _activate_row(z, bias, c_prev, c, s, h, hidden):
 
 
 @njit(inline="always", error_model="numpy")
-def _activate_unit(act, bias, c_all, s_all, h_now, j, hidden, t, batch):
+def _activate_unit(act, bias, c_all, h_now, j, hidden, t, batch):
     """Hidden unit j at step t, feature-major: its four gate rows over the batch, in place;
     h_now[j] becomes h_t's row j."""
     now, nxt = t * batch, (t + 1) * batch
     i, f = act[j, now:nxt], act[hidden + j, now:nxt]
     g, o = act[2 * hidden + j, now:nxt], act[3 * hidden + j, now:nxt]
     b_i, b_f, b_g, b_o = bias[j], bias[hidden + j], bias[2 * hidden + j], bias[3 * hidden + j]
-    c_prev, c, s, h = c_all[j, now:nxt], c_all[j, nxt:nxt + batch], s_all[j, now:nxt], h_now[j]
+    c_prev, c, h = c_all[j, now:nxt], c_all[j, nxt:nxt + batch], h_now[j]
     for b in range(batch):
         i[b] = sigmoid(i[b] + b_i)
     for b in range(batch):
@@ -83,32 +86,32 @@ def _activate_unit(act, bias, c_all, s_all, h_now, j, hidden, t, batch):
         o[b] = sigmoid(o[b] + b_o)
     for b in range(batch):
         c[b] = f[b] * c_prev[b] + i[b] * g[b]
-        s[b] = tanh(c[b])
-        h[b] = o[b] * s[b]
+        h[b] = o[b] * tanh(c[b])
 
 
 @njit(inline="always", error_model="numpy")
-def _gradient_unit(act, c_all, s_all, dh, dc, dz, j, hidden, t, batch, one):
+def _gradient_unit(act, c_all, dh, dc, dz, j, hidden, t, batch, one):
     """Hidden unit j at step t backward: dz's four rows; dc[j] becomes dc_{t-1}."""
     now, nxt = t * batch, (t + 1) * batch
     i, f = act[j, now:nxt], act[hidden + j, now:nxt]
     g, o = act[2 * hidden + j, now:nxt], act[3 * hidden + j, now:nxt]
     dz_i, dz_f = dz[j, now:nxt], dz[hidden + j, now:nxt]
     dz_g, dz_o = dz[2 * hidden + j, now:nxt], dz[3 * hidden + j, now:nxt]
-    c_prev, s, dh_j, dc_j = c_all[j, now:nxt], s_all[j, now:nxt], dh[j], dc[j]
+    c_prev, c, dh_j, dc_j = c_all[j, now:nxt], c_all[j, nxt:nxt + batch], dh[j], dc[j]
     for b in range(batch):
-        d_cell = dc_j[b] + dh_j[b] * o[b] * (one - s[b] * s[b])
+        s = tanh(c[b])
+        d_cell = dc_j[b] + dh_j[b] * o[b] * (one - s * s)
         dz_i[b] = d_cell * g[b] * i[b] * (one - i[b])
         dz_f[b] = d_cell * c_prev[b] * f[b] * (one - f[b])
         dz_g[b] = d_cell * i[b] * (one - g[b] * g[b])
-        dz_o[b] = dh_j[b] * s[b] * o[b] * (one - o[b])
+        dz_o[b] = dh_j[b] * s * o[b] * (one - o[b])
         dc_j[b] = d_cell * f[b]
 
 
 @loop_kernel
-def forward_loop(addresses, w_hh, bias, act, h_now, c, s, h, held, dropped, operand):
+def forward_loop(addresses, w_hh, bias, act, h_now, c, h, held, dropped, operand):
     """act: (4H, T*B) input projections W_ih x_t (no bias) in, gate activations out; c:
-    (H, (T+1)*B) with c_0 in the first B columns; s: (H, T*B); h_now: (H, B), h_0 in, h_T out
+    (H, (T+1)*B) with c_0 in the first B columns; h_now: (H, B), h_0 in, h_T out
     (the GEMM's operand); h: (T+1, B, H), every h_t batch-major (h[0] is not touched). bias:
     b_ih + b_hh; held: (T, B) padded steps, or (0, B) (`_padding`); dropped: the recurrent
     dropout mask (H, B), or (0, 0) (`_recurrent_dropout`); operand: (H, B) scratch."""
@@ -116,11 +119,10 @@ def forward_loop(addresses, w_hh, bias, act, h_now, c, s, h, held, dropped, oper
     for t in range(steps):
         product(addresses, w_hh, fed(h_now, dropped, operand), act[:, t * batch:(t + 1) * batch], 1.0)
         for j in range(hidden):
-            if j + AHEAD < hidden:  # unit j + AHEAD's rows of act, c_{t-1}, c_t and s
+            if j + AHEAD < hidden:  # unit j + AHEAD's rows of act, c_{t-1} and c_t
                 prefetch_rows(act, j + AHEAD, hidden, 4, t * batch, batch)
                 prefetch_rows(c, j + AHEAD, 0, 1, t * batch, 2 * batch)
-                prefetch_rows(s, j + AHEAD, 0, 1, t * batch, batch)
-            _activate_unit(act, bias, c, s, h_now, j, hidden, t, batch)
+            _activate_unit(act, bias, c, h_now, j, hidden, t, batch)
         hold_state(held, t, c, h, h_now)
         copy_transposed(h_now, h[t + 1])  # the layer's output, batch-major for whatever reads it next
 
@@ -135,7 +137,7 @@ def hold_state(held, t, c, h, h_now):
 
 
 @loop_kernel
-def backward_loop(addresses, w_hh_t, act, c, s, dy, dh, dc, dz, held, dropped, unit_rows):
+def backward_loop(addresses, w_hh_t, act, c, dy, dh, dc, dz, held, dropped, unit_rows):
     """dy: (T, B, H) output gradients, or (0, B, H) for none; dh, dc: (H, B) gradients w.r.t.
     the final state in, the initial state out; dz: (4H, T*B) written. w_hh_t: W_hh^T (H, 4H);
     held, dropped: as forward's; unit_rows: (2, H, B) scratch."""
@@ -151,12 +153,11 @@ def backward_loop(addresses, w_hh_t, act, c, s, dy, dh, dc, dz, held, dropped, u
         if padded:
             copy(dc, dc_held)
         for j in range(hidden):
-            if j + AHEAD < hidden:  # unit j + AHEAD's rows of act, dz, c_{t-1} and s
+            if j + AHEAD < hidden:  # unit j + AHEAD's rows of act, dz, c_{t-1} and c_t
                 prefetch_rows(act, j + AHEAD, hidden, 4, t * batch, batch)
                 prefetch_rows(dz, j + AHEAD, hidden, 4, t * batch, batch)
-                prefetch_rows(c, j + AHEAD, 0, 1, t * batch, batch)
-                prefetch_rows(s, j + AHEAD, 0, 1, t * batch, batch)
-            _gradient_unit(act, c, s, dh, dc, dz, j, hidden, t, batch, one)
+                prefetch_rows(c, j + AHEAD, 0, 1, t * batch, 2 * batch)
+            _gradient_unit(act, c, dh, dc, dz, j, hidden, t, batch, one)
         next_state_gradient(addresses, w_hh_t, dz[:, t * batch:(t + 1) * batch], dy, dh, dc, held, dc_held, t,
                             padded, has_dy, dropped, scratch)
 
@@ -211,16 +212,17 @@ def _steps_view(array: np.ndarray, batch: int) -> np.ndarray:
 def forward_sequence(cell, x: np.ndarray, state0, mask=None, recurrent_mask=None):
     """The whole forward of one direction: x (T, B, I) -> (outputs (T, B, H), state, cache);
     mask (T, B): the real steps (None: all); recurrent_mask (B, H): recurrent dropout (None: none)."""
-    act, bias, h_now, c, s, h = forward_buffers(cell, x, state0, 4 * cell.hidden_size)
-    forward_loop(find_blas(x.dtype), cell.weight_hh.value, bias, act, h_now, c, s, h, held_steps(mask, x.shape[1]),
+    act, bias, h_now, c, _, h = forward_buffers(cell, x, state0, 4 * cell.hidden_size, with_s=False)
+    forward_loop(find_blas(x.dtype), cell.weight_hh.value, bias, act, h_now, c, h, held_steps(mask, x.shape[1]),
                  mask_for_loop(recurrent_mask, x.dtype, feature_major=True), np.empty_like(h_now))
-    return forward_result(act, c, s, h)
+    return forward_result(act, c, None, h)
 
 
-def forward_buffers(cell, x: np.ndarray, state0, rows: int):
+def forward_buffers(cell, x: np.ndarray, state0, rows: int, with_s: bool = True):
     """What every compiled LSTM forward loop starts from: the input projections of all steps,
     W_ih x (rows, T*B), feature-major, from one GEMM; b_ih + b_hh; h_0 as (H, B) (a copy: the loop
-    writes it); c (H, (T+1)*B) with c_0 in its first B columns; s (H, T*B); h (T+1, B, H)."""
+    writes it); c (H, (T+1)*B) with c_0 in its first B columns; s (H, T*B), or None when not
+    `with_s`; h (T+1, B, H)."""
     steps, batch, features = x.shape
     dtype, hidden = x.dtype, cell.hidden_size
     act = _workspace.empty((rows, steps * batch), dtype)
@@ -229,18 +231,30 @@ def forward_buffers(cell, x: np.ndarray, state0, rows: int):
     c = _workspace.empty((hidden, (steps + 1) * batch), dtype)
     c[:, :batch] = state0[1].T
     h_now = np.array(state0[0].T, dtype, order="C")
-    s = _workspace.empty((hidden, steps * batch), dtype)
+    s = _workspace.empty((hidden, steps * batch), dtype) if with_s else None
     h = _workspace.empty((steps + 1, batch, hidden), dtype)
     h[0] = state0[0]
     return act, bias, h_now, c, s, h
 
 
-def forward_result(act: np.ndarray, c: np.ndarray, s: np.ndarray, h: np.ndarray):
-    """(outputs (T, B, H), final (h, c), the cache in the reference's layout, as views)."""
+def forward_result(act: np.ndarray, c: np.ndarray, s: np.ndarray | None, h: np.ndarray):
+    """(outputs (T, B, H), final (h, c), the cache in the reference's layout, as views); s None:
+    the standard cell's s_t = tanh(c_t), not kept (`StandardCache`)."""
     batch = h.shape[1]
-    cache = SimpleNamespace(act_fm=act, c_fm=c, s_fm=s, act=_steps_view(act, batch), h=h,
-                            c=_steps_view(c, batch), s=_steps_view(s, batch), recurrent_mask=None)
+    cache = SimpleNamespace if s is not None else StandardCache
+    cache = cache(act_fm=act, c_fm=c, act=_steps_view(act, batch), h=h, c=_steps_view(c, batch), recurrent_mask=None)
+    if s is not None:
+        cache.s_fm, cache.s = s, _steps_view(s, batch)
     return h[1:], (h[-1], np.ascontiguousarray(c[:, -batch:].T)), cache
+
+
+class StandardCache(SimpleNamespace):
+    """The standard kernel's cache, which does not keep s_t = tanh(c_t): NumPy's backward and
+    `internals()` get it from c on first use, (T, B, H)."""
+
+    @cached_property
+    def s(self) -> np.ndarray:
+        return np.tanh(self.c[1:])
 
 
 def _feature_major(cache):
@@ -255,7 +269,7 @@ def backward_sequence(cell, d_outputs, d_state, cache):
     """The whole backward of one direction: returns (dL/dx (T, B, I), dL/d state0); adds the
     parameter gradients."""
     cache, dz, dh, dc, dy, w_hh_t = backward_buffers(cell, d_outputs, d_state, cache)
-    backward_loop(find_blas(cache.x.dtype), w_hh_t, cache.act_fm, cache.c_fm, cache.s_fm, dy, dh, dc, dz,
+    backward_loop(find_blas(cache.x.dtype), w_hh_t, cache.act_fm, cache.c_fm, dy, dh, dc, dz,
                   *loop_masks(cache, dh.shape[1], dh.dtype, feature_major=True), np.empty((2,) + dh.shape, dh.dtype))
     return finish_backward(cell, cache, dz, dh, dc)
 
