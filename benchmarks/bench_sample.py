@@ -13,7 +13,9 @@ Sampling at B = 1 is bound by memory: every character reads every weight matrix 
 13 MB in float32). The script prints the rate at which each library reads them (weights per
 character x characters per second) beside the machine's own rate, measured in the same run as
 NumPy's matrix-vector product over a matrix of the same size (its median GB/s), and the share
-of that ceiling each library reaches.
+of that ceiling each library reaches; then the time of NumPy's products over the step's own
+matrices and nothing else, the floor for any sampler on this BLAS, and the ratio such a sampler
+would reach (the rest of rnnkit's time is the Python around the compiled steps).
 
     python benchmarks/bench_sample.py [--quick]
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_sample.py
@@ -105,6 +107,24 @@ def weight_bytes(net) -> int:
     return total
 
 
+def matrix_vector_floor(net, repeats: int = 200) -> float:
+    """Seconds per character of NumPy's matrix-vector products over the step's own weight
+    matrices in turn (each recurrent and head matrix once, as one character reads them), with
+    nothing else: what any sampler built on this BLAS needs at least. Median of `repeats`."""
+    import time
+
+    matrices = [value for name, value in net.state_dict().items()
+                if value.ndim == 2 and not name.startswith("embedding.")]
+    vectors = [np.ones(m.shape[1], m.dtype) for m in matrices]
+    times = []
+    for _ in range(repeats + 5):
+        start = time.perf_counter()
+        for matrix, vector in zip(matrices, vectors):
+            matrix @ vector
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[5:]))
+
+
 def read_bandwidth(nbytes: int, repeats: int = 30) -> float:
     """The machine's read rate in GB/s: the median of NumPy's matrix-vector product over a
     float32 matrix of `nbytes` (all cores NumPy's BLAS uses)."""
@@ -155,6 +175,10 @@ def main() -> None:
     for name, s in seconds.items():
         rate = per_char * chars / s / 1e9
         print(f"  {name:20s} {rate:5.1f} GB/s of weights, {100 * rate / ceiling:3.0f} % of that rate")
+    floor = matrix_vector_floor(net)
+    print(f"NumPy's matrix-vector products over the same matrices, nothing else: {1e6 * floor:.0f} us/char, "
+          f"{100 * floor * chars / seconds['rnnkit']:.0f} % of rnnkit's time; a sampler at that floor would be "
+          f"{best_torch / chars / floor:.2f}x the best PyTorch")
 
 
 if __name__ == "__main__":
