@@ -2,8 +2,10 @@
 
 A character model as a language model samples from it: embedding (V = 96, E = 64) -> 2-layer
 LSTM (H = 512) -> Linear head -> softmax at temperature 0.8 -> draw the next character, B = 1,
-2,000 characters per run. rnnkit runs `SequenceNetwork.step` in eval mode (the cache-free
-inference step); PyTorch runs its modules under `torch.no_grad()`, once as it comes (its LSTM
+2,000 characters per run. rnnkit runs twice: `SequenceNetwork.sample` (what `rnnkit lm sample`
+uses: for this network, every character drawn in one compiled call), and a Python loop around
+`SequenceNetwork.step` in eval mode (the cache-free inference step, one call per character, as
+a user's own loop would be); PyTorch runs its modules under `torch.no_grad()`, once as it comes (its LSTM
 then takes the oneDNN path, aten::mkldnn_rnn_layer) and once with oneDNN switched off
 (`torch.backends.mkldnn.flags(enabled=False)`), which is faster for one step at a time. The
 ratio is taken against the faster of the two. Both sides start from the same weights; the
@@ -15,7 +17,7 @@ character x characters per second) beside the machine's own rate, measured in th
 NumPy's matrix-vector product over a matrix of the same size (its median GB/s), and the share
 of that ceiling each library reaches; then the time of NumPy's products over the step's own
 matrices and nothing else, the floor for any sampler on this BLAS, and the ratio such a sampler
-would reach (the rest of rnnkit's time is the Python around the compiled steps).
+would reach.
 
     python benchmarks/bench_sample.py [--quick]
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_sample.py
@@ -37,6 +39,12 @@ def build_rnnkit():
     config = NetworkConfig(input_size=VOCAB, output_size=VOCAB, cell="lstm", hidden_size=HIDDEN,
                            num_layers=LAYERS, input_kind="embedding", embedding_size=EMBED)
     return SequenceNetwork(config, rng=0).eval()
+
+
+def rnnkit_library_sampler(net, chars: int):
+    def run():
+        net.sample(0, chars, np.random.default_rng(0), temperature=TEMPERATURE)
+    return run
 
 
 def rnnkit_sampler(net, chars: int):
@@ -158,7 +166,8 @@ def main() -> None:
         ops = _common.torch_ops(lambda onednn=onednn: torch_sampler(modules, 1, onednn)())
         print(f"torch, oneDNN {'on ' if onednn else 'off'}: aten::mkldnn_rnn_layer "
               f"{'called' if 'aten::mkldnn_rnn_layer' in ops else 'not called'}")
-    runners = {"rnnkit": rnnkit_sampler(net, chars), "torch (oneDNN on)": torch_sampler(modules, chars, True),
+    runners = {"rnnkit (sample)": rnnkit_library_sampler(net, chars), "rnnkit (step loop)": rnnkit_sampler(net, chars),
+               "torch (oneDNN on)": torch_sampler(modules, chars, True),
                "torch (oneDNN off)": torch_sampler(modules, chars, False)}
     seconds = _common.interleaved(runners, repeats, min_block_s=0.0)
     print(f"\nsampling {chars} characters, B=1, embedding {EMBED} -> {LAYERS}-layer LSTM H={HIDDEN} -> "
@@ -167,7 +176,8 @@ def main() -> None:
     rows = [[name, f"{chars / s:,.0f}", f"{1e6 * s / chars:.0f}", f"{best_torch / s:.2f}"]
             for name, s in seconds.items()]
     print(_common.table(["library", "chars/s", "us/char", "vs best torch"], rows))
-    print(f"ratio rnnkit / best PyTorch: {best_torch / seconds['rnnkit']:.2f}x")
+    print(f"ratio rnnkit / best PyTorch: {best_torch / seconds['rnnkit (sample)']:.2f}x with SequenceNetwork.sample, "
+          f"{best_torch / seconds['rnnkit (step loop)']:.2f}x with a Python loop around SequenceNetwork.step")
     per_char = weight_bytes(net)
     ceiling = read_bandwidth(per_char)
     print(f"\nweights read per character: {per_char / 1e6:.1f} MB; this machine's read rate (NumPy matrix-vector "
@@ -177,7 +187,8 @@ def main() -> None:
         print(f"  {name:20s} {rate:5.1f} GB/s of weights, {100 * rate / ceiling:3.0f} % of that rate")
     floor = matrix_vector_floor(net)
     print(f"NumPy's matrix-vector products over the same matrices, nothing else: {1e6 * floor:.0f} us/char, "
-          f"{100 * floor * chars / seconds['rnnkit']:.0f} % of rnnkit's time; a sampler at that floor would be "
+          f"{100 * floor * chars / seconds['rnnkit (sample)']:.0f} % of SequenceNetwork.sample's time; a sampler at "
+          f"that floor would be "
           f"{best_torch / chars / floor:.2f}x the best PyTorch")
 
 

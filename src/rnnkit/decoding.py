@@ -20,7 +20,25 @@ import numpy as np
 
 from .ops import log_softmax
 
-__all__ = ["greedy_decode", "greedy_decode_batch", "beam_search", "select_state"]
+__all__ = ["choose_token", "greedy_decode", "greedy_decode_batch", "beam_search", "select_state"]
+
+
+def choose_token(logits: np.ndarray, uniform: float, *, temperature: float = 1.0, top_k: int | None = None,
+                 greedy: bool = False) -> int:
+    """The next token from one step's logits (V,), for sampling: the likeliest when `greedy`;
+    else the one where softmax(logits / temperature), limited to the `top_k` largest logits
+    (ties at the cut kept), puts `uniform` in [0, 1) on its cumulative distribution: as
+    `Generator.choice(V, p=...)` draws with that uniform. `kernels/sampling.py` compiles the same
+    rule."""
+    if greedy:
+        return int(np.argmax(logits))
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    if top_k is not None and 0 < top_k < len(z):
+        z = np.where(z < np.sort(z)[len(z) - top_k], -np.inf, z)
+    probabilities = np.exp(log_softmax(z))
+    cumulative = np.cumsum(probabilities / probabilities.sum())
+    cumulative /= cumulative[-1]
+    return int(np.searchsorted(cumulative, uniform, side="right"))
 
 
 def select_state(state, rows: np.ndarray):

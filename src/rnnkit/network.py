@@ -15,7 +15,9 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+from . import kernels
 from .data.batches import Padded
+from .decoding import choose_token
 from .init import as_generator
 from .layers import Dropout, DropoutCache, Embedding, EmbeddingCache, Linear, LinearCache
 from .module import Module, check_cache
@@ -201,6 +203,31 @@ class SequenceNetwork(Module):
         hidden, state = self.rnn.step(encoded[0], state)
         outputs, _ = self.head.forward(hidden)
         return outputs, state
+
+    def sample(self, first: int, count: int, rng: np.random.Generator | int | None = 0, state=None, *,
+               temperature: float = 1.0, top_k: int | None = None, greedy: bool = False):
+        """`count` token ids drawn one at a time for one sequence, each fed back as the next
+        input, from the token `first` and `state` (None: zeros). Returns (tokens (count,) int64,
+        the final state). Each draw is `rnnkit.decoding.choose_token`'s with rng's next uniform
+        (none when greedy). In eval mode an embedding -> standard LSTM stack network draws them
+        all in one compiled call (`kernels/sampling.py`); anything else runs `step` per token,
+        with the same tokens from the same seed."""
+        uniforms = np.zeros(count) if greedy else as_generator(rng).random(count)
+        cells = [row[0] for row in self.rnn.layer_cells]
+        if (self.training or self.config.input_kind != "embedding" or self.config.bidirectional
+                or any(cell.kernel_name != "lstm" or cell.fused() is None for cell in cells)):
+            tokens, token = np.empty(count, np.int64), first
+            for n in range(count):
+                logits, state = self.step(np.array([token]), state)
+                token = tokens[n] = choose_token(logits[0], uniforms[n], temperature=temperature, top_k=top_k,
+                                                 greedy=greedy)
+            return tokens, state
+        h, c = self.rnn.state_components(self.initial_state(1) if state is None else state, 1)
+        bias = None if self.head.bias is None else self.head.bias.value
+        tokens, (h, c) = kernels.load("sampling").sample(
+            self.embedding.weight.value, cells, self.head.weight.value, bias, (h[:, 0], c[:, 0]), first, uniforms,
+            temperature, top_k or 0, greedy)
+        return tokens, (h[:, None], c[:, None])
 
     def backward(self, d_outputs: np.ndarray, cache: NetworkCache, d_state=None, *, record=None):
         """d_outputs: dL/d(outputs) (T, B, output_size); cache: what `forward` returned with

@@ -126,6 +126,15 @@ class RecurrentLayer(Module):
     def state_names(self) -> tuple[str, ...]:
         return self._cells[0][0].state_names
 
+    @property
+    def layer_cells(self) -> list[list[Cell]]:
+        """Each layer's cells: [forward] or [forward, reverse]."""
+        return self._cells
+
+    def state_components(self, state, batch_size: int) -> list[np.ndarray]:
+        """A state in `forward`'s format, checked, as its components (each (L*D, B, width))."""
+        return self._unpack(state, batch_size, "state")
+
     def initial_state(self, batch_size: int):
         """The zero state, in the format `forward` takes and returns."""
         return self._pack([np.zeros((self.num_layers * self.num_directions, batch_size, width), dtype=self.dtype)

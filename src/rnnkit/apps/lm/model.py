@@ -32,6 +32,7 @@ from rnnkit.train import load_model_weights
 __all__ = ["LanguageModel", "KIND"]
 
 KIND = "char-lm"
+STREAM_CHUNK = 64  # tokens drawn per call while generating: on_text hears of them in runs this long
 
 
 class LanguageModel:
@@ -90,28 +91,17 @@ class LanguageModel:
         for token in ids[:-1]:  # the prime's state; its last token drives the first prediction
             _, state = self.network.step(np.array([token]), state)
         token, written, previous = int(ids[-1]), [], primed[-1]
-        for _ in range(length):
-            logits, state = self.network.step(np.array([token]), state)
-            token = self._choose(logits[0].astype(np.float64), temperature, top_k, greedy, rng)
-            piece = self.vocabulary.tokens[token]
-            written.append(piece)
-            if on_text is not None:
-                on_text(detokenize([previous, piece], self.level)[len(previous):])
-            previous = piece
+        for start in range(0, length, STREAM_CHUNK):  # chunks, so that on_text streams as it goes
+            tokens, state = self.network.sample(token, min(STREAM_CHUNK, length - start), rng, state,
+                                                temperature=temperature, top_k=top_k, greedy=greedy)
+            for token in tokens.tolist():
+                piece = self.vocabulary.tokens[token]
+                written.append(piece)
+                if on_text is not None:
+                    on_text(detokenize([previous, piece], self.level)[len(previous):])
+                previous = piece
         text = detokenize([primed[-1], *written], self.level)
         return text[len(primed[-1]):]
-
-    @staticmethod
-    def _choose(logits: np.ndarray, temperature: float, top_k: int | None, greedy: bool,
-                rng: np.random.Generator) -> int:
-        if greedy:
-            return int(np.argmax(logits))
-        logits = logits / temperature
-        if top_k is not None and top_k < len(logits):
-            cutoff = np.partition(logits, -top_k)[-top_k]
-            logits = np.where(logits >= cutoff, logits, -np.inf)
-        probabilities = np.exp(log_softmax(logits))
-        return int(rng.choice(len(probabilities), p=probabilities / probabilities.sum()))
 
     # ------------------------------------------------------------------------- evaluation
     def require_known(self, text: str, where) -> None:
