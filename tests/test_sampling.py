@@ -91,3 +91,31 @@ def test_sampling_in_chunks_continues_the_same_run():
     second, state = network.sample(int(first[-1]), 50, rng, state)
     np.testing.assert_array_equal(np.concatenate([first, second]), whole)
     np.testing.assert_allclose(state[0], state_whole[0], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda net: net.sample(11, 5), "first token"),
+    (lambda net: net.sample(-1, 5), "first token"),
+    (lambda net: net.sample(0, -2), "count >= 0"),
+    (lambda net: net.sample(0, 5, temperature=0.0), "temperature > 0"),
+    (lambda net: net.sample(0, 5, top_k=0), "top_k > 0"),
+], ids=["id-too-large", "negative-id", "negative-count", "zero-temperature", "zero-top-k"])
+def test_sample_refuses_bad_arguments(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(_network())
+
+
+def test_sample_needs_token_inputs():
+    config = NetworkConfig(input_size=4, output_size=4, cell="lstm", hidden_size=8)
+    with pytest.raises(ValueError, match="token inputs"):
+        SequenceNetwork(config, rng=0).eval().sample(0, 3)
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "step-loop"])
+def test_a_diverged_network_is_not_sampled(compiled):
+    network = _network()
+    network.head.bias.value[3] = np.nan
+    if compiled and not kernels.available(np.float32):
+        pytest.skip("no compiled kernels with this NumPy")
+    with kernels.use_kernels(compiled), pytest.raises(ValueError, match="not finite"):
+        network.sample(0, 10, 0)

@@ -29,7 +29,9 @@ def choose_token(logits: np.ndarray, uniform: float, *, temperature: float = 1.0
     else the one where softmax(logits / temperature), limited to the `top_k` largest logits
     (ties at the cut kept), puts `uniform` in [0, 1) on its cumulative distribution: as
     `Generator.choice(V, p=...)` draws with that uniform. `kernels/sampling.py` compiles the same
-    rule."""
+    rule. ValueError for logits that are not finite (a diverged model)."""
+    if not np.isfinite(logits).all():
+        raise ValueError("the network's outputs are not finite (NaN or infinity): it cannot be sampled from")
     if greedy:
         return int(np.argmax(logits))
     z = np.asarray(logits, dtype=np.float64) / temperature

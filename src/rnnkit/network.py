@@ -212,6 +212,16 @@ class SequenceNetwork(Module):
         (none when greedy). In eval mode an embedding -> standard LSTM stack network draws them
         all in one compiled call (`kernels/sampling.py`); anything else runs `step` per token,
         with the same tokens from the same seed."""
+        vocabulary = self.config.input_size
+        if self.config.input_kind == "features" or self.config.output_size != vocabulary:
+            raise ValueError("sampling feeds each drawn token back in: it needs token inputs (embedding or one_hot) "
+                             f"and as many outputs as input ids, got {self.config.input_kind} inputs of "
+                             f"{vocabulary} and {self.config.output_size} outputs")
+        if not 0 <= int(first) < vocabulary:
+            raise ValueError(f"the first token must be an id in [0, {vocabulary}), got {first}")
+        if int(count) < 0 or not temperature > 0 or (top_k is not None and top_k <= 0):
+            raise ValueError(f"sample needs count >= 0, temperature > 0 and top_k > 0 (or None), got count {count}, "
+                             f"temperature {temperature}, top_k {top_k}")
         uniforms = np.zeros(count) if greedy else as_generator(rng).random(count)
         cells = [row[0] for row in self.rnn.layer_cells]
         if (self.training or self.config.input_kind != "embedding" or self.config.bidirectional

@@ -31,7 +31,10 @@ kernel = njit(cache=True, error_model="numpy")
 def choose(logits, temperature, top_k, greedy, uniform):
     """The next token from one step's logits (V,): the index of the largest when `greedy`; else
     drawn from softmax(logits / temperature), limited to the `top_k` largest when 0 < top_k < V,
-    by inverting the cumulative distribution at `uniform` in [0, 1)."""
+    by inverting the cumulative distribution at `uniform` in [0, 1). -1 when the logits are not
+    finite (a diverged model)."""
+    if not np.isfinite(logits).all():
+        return -1
     if greedy:
         return np.argmax(logits)
     z = logits.astype(np.float64) / temperature
@@ -68,6 +71,8 @@ def sample_lstm_stack(gemv_address, embedding, w_ih, w_hh, b_ih, b_hh, w_head, b
             logits[k] += b_head[k]
         token = choose(logits, temperature, top_k, greedy, uniforms[n])
         tokens[n] = token
+        if token < 0:
+            return
 
 
 def sample(embedding, cells, head_weight, head_bias, state, first, uniforms, temperature, top_k, greedy):
@@ -88,4 +93,6 @@ def sample(embedding, cells, head_weight, head_bias, state, first, uniforms, tem
                       tuple(bias_or_zeros(cell.bias_hh, rows, dtype) for cell in cells), head_weight, head_bias, h, c,
                       int(first), np.ascontiguousarray(uniforms, np.float64), float(temperature), int(top_k),
                       bool(greedy), tokens, np.empty(rows, dtype), np.empty(head_weight.shape[0], dtype))
+    if tokens.size and tokens.min() < 0:
+        raise ValueError("the network's outputs are not finite (NaN or infinity): it cannot be sampled from")
     return tokens, (h, c)
