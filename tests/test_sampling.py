@@ -69,6 +69,19 @@ def test_compiled_sampling_draws_what_the_steps_draw(monkeypatch, dtype, setting
     np.testing.assert_array_equal(state[0], np.random.default_rng(5).standard_normal((2, 1, 24)).astype(dtype))
 
 
+@needs_kernels
+@pytest.mark.parametrize("make", [lambda: _network(layers=1), lambda: _network(hidden=7, tie_weights=True),
+                                  lambda: _network(layers=3, dropout=0.3)], ids=["one-layer", "tied", "dropout"])
+def test_compiled_sampling_of_other_lstm_stacks(monkeypatch, make):
+    """One layer; the head tied to the embedding (H = E); dropout between layers (eval mode)."""
+    network = make()
+    expected, expected_state = _step_by_step(network, 6, np.random.default_rng(4).random(100), top_k=4)
+    monkeypatch.setattr(network, "step", None)  # the compiled path must not call it
+    tokens, state = network.sample(6, 100, np.random.default_rng(4), top_k=4)
+    np.testing.assert_array_equal(tokens, expected)
+    np.testing.assert_allclose(state[1], expected_state[1], rtol=0, atol=1e-6)
+
+
 @pytest.mark.parametrize("make", [lambda: _network(cell="gru"), lambda: _network(layers=1, variant="CIFG"),
                                   lambda: _network(cell="rnn", layers=1)], ids=["GRU", "CIFG", "RNN"])
 def test_other_networks_sample_step_by_step(make):
@@ -99,7 +112,9 @@ def test_sampling_in_chunks_continues_the_same_run():
     (lambda net: net.sample(0, -2), "count >= 0"),
     (lambda net: net.sample(0, 5, temperature=0.0), "temperature > 0"),
     (lambda net: net.sample(0, 5, top_k=0), "top_k > 0"),
-], ids=["id-too-large", "negative-id", "negative-count", "zero-temperature", "zero-top-k"])
+    (lambda net: net.sample(2.5, 5), "first token"),
+    (lambda net: net.sample(0, 5, top_k=2.5), "top_k > 0"),
+], ids=["id-too-large", "negative-id", "negative-count", "zero-temperature", "zero-top-k", "float-id", "float-top-k"])
 def test_sample_refuses_bad_arguments(call, message):
     with pytest.raises(ValueError, match=message):
         call(_network())
@@ -119,3 +134,11 @@ def test_a_diverged_network_is_not_sampled(compiled):
         pytest.skip("no compiled kernels with this NumPy")
     with kernels.use_kernels(compiled), pytest.raises(ValueError, match="not finite"):
         network.sample(0, 10, 0)
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "step-loop"])
+def test_a_temperature_that_overflows_the_logits_is_refused(compiled):
+    if compiled and not kernels.available(np.float32):
+        pytest.skip("no compiled kernels with this NumPy")
+    with kernels.use_kernels(compiled), pytest.raises(ValueError, match="temperature too small"):
+        _network().sample(0, 10, 0, temperature=1e-320)

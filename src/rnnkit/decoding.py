@@ -23,18 +23,24 @@ from .ops import log_softmax
 __all__ = ["choose_token", "greedy_decode", "greedy_decode_batch", "beam_search", "select_state"]
 
 
+NOT_FINITE = ("the network's outputs (divided by the temperature) are not finite: a diverged model, or a "
+              "temperature too small, cannot be sampled from")
+
+
 def choose_token(logits: np.ndarray, uniform: float, *, temperature: float = 1.0, top_k: int | None = None,
                  greedy: bool = False) -> int:
     """The next token from one step's logits (V,), for sampling: the likeliest when `greedy`;
     else the one where softmax(logits / temperature), limited to the `top_k` largest logits
     (ties at the cut kept), puts `uniform` in [0, 1) on its cumulative distribution: as
     `Generator.choice(V, p=...)` draws with that uniform. `kernels/sampling.py` compiles the same
-    rule. ValueError for logits that are not finite (a diverged model)."""
-    if not np.isfinite(logits).all():
-        raise ValueError("the network's outputs are not finite (NaN or infinity): it cannot be sampled from")
+    rule. ValueError for logits that are not finite (a diverged model), or not once divided by
+    the temperature."""
+    with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+        z = np.asarray(logits, dtype=np.float64) / (1.0 if greedy else temperature)
+    if not np.isfinite(z).all():
+        raise ValueError(NOT_FINITE)
     if greedy:
         return int(np.argmax(logits))
-    z = np.asarray(logits, dtype=np.float64) / temperature
     if top_k is not None and 0 < top_k < len(z):
         z = np.where(z < np.sort(z)[len(z) - top_k], -np.inf, z)
     probabilities = np.exp(log_softmax(z))

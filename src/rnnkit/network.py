@@ -217,9 +217,11 @@ class SequenceNetwork(Module):
             raise ValueError("sampling feeds each drawn token back in: it needs token inputs (embedding or one_hot) "
                              f"and as many outputs as input ids, got {self.config.input_kind} inputs of "
                              f"{vocabulary} and {self.config.output_size} outputs")
-        if not 0 <= int(first) < vocabulary:
-            raise ValueError(f"the first token must be an id in [0, {vocabulary}), got {first}")
-        if int(count) < 0 or not temperature > 0 or (top_k is not None and top_k <= 0):
+        integer = (int, np.integer)
+        if not isinstance(first, integer) or not 0 <= first < vocabulary:
+            raise ValueError(f"the first token must be an id in [0, {vocabulary}), got {first!r}")
+        if (not isinstance(count, integer) or count < 0 or not temperature > 0
+                or (top_k is not None and (not isinstance(top_k, integer) or top_k <= 0))):
             raise ValueError(f"sample needs count >= 0, temperature > 0 and top_k > 0 (or None), got count {count}, "
                              f"temperature {temperature}, top_k {top_k}")
         uniforms = np.zeros(count) if greedy else as_generator(rng).random(count)

@@ -390,7 +390,7 @@ class LSTMCell(Cell):
 
     def internals(self, cache):
         i, f, g, o = self.gate_values(cache.act.reshape(-1, cache.act.shape[-1]))
-        shape = cache.s.shape
+        shape = cache.c[1:].shape  # not cache.s: the compiled cache makes that on first use
         named = {"h": cache.h[1:], "c": cache.c[1:]}
         for name, value in zip("ifgo", (i, f, g, o)):
             if not np.isscalar(value):

@@ -32,12 +32,12 @@ def choose(logits, temperature, top_k, greedy, uniform):
     """The next token from one step's logits (V,): the index of the largest when `greedy`; else
     drawn from softmax(logits / temperature), limited to the `top_k` largest when 0 < top_k < V,
     by inverting the cumulative distribution at `uniform` in [0, 1). -1 when the logits are not
-    finite (a diverged model)."""
-    if not np.isfinite(logits).all():
+    finite, or not once divided by the temperature (`decoding.choose_token` raises then)."""
+    z = logits.astype(np.float64) / (1.0 if greedy else temperature)
+    if not np.isfinite(z).all():
         return -1
     if greedy:
         return np.argmax(logits)
-    z = logits.astype(np.float64) / temperature
     if 0 < top_k < z.shape[0]:
         cutoff = np.sort(z)[z.shape[0] - top_k]
         for k in range(z.shape[0]):
@@ -94,5 +94,7 @@ def sample(embedding, cells, head_weight, head_bias, state, first, uniforms, tem
                       int(first), np.ascontiguousarray(uniforms, np.float64), float(temperature), int(top_k),
                       bool(greedy), tokens, np.empty(rows, dtype), np.empty(head_weight.shape[0], dtype))
     if tokens.size and tokens.min() < 0:
-        raise ValueError("the network's outputs are not finite (NaN or infinity): it cannot be sampled from")
+        from ..decoding import NOT_FINITE
+
+        raise ValueError(NOT_FINITE)
     return tokens, (h, c)

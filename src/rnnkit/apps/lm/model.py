@@ -73,7 +73,8 @@ class LanguageModel:
                  greedy: bool = False, prime: str = "", rng: np.random.Generator | int | None = None,
                  on_text: Callable[[str], None] | None = None) -> str:
         """`length` new tokens after `prime` (the prime is not counted nor returned), as text.
-        `on_text` receives each token's text as it is made (streaming). Without a prime the model
+        `on_text` receives each token's text as it is made (streaming), in runs of up to
+        `STREAM_CHUNK` tokens (the network draws that many per call). Without a prime the model
         starts from a newline if it knows one, else from a random token."""
         if length <= 0:
             raise ValueError(f"the sample length must be positive, got {length}")
