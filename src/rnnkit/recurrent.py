@@ -193,7 +193,8 @@ class RecurrentLayer(Module):
             mask = mask.swapaxes(0, 1) if self.batch_first else mask
             if mask.shape != (steps, batch):
                 raise ValueError(f"mask must cover (time, batch) = {(steps, batch)}, got shape {mask.shape}")
-            x = np.where(mask[..., None], x, 0.0).astype(self.dtype, copy=False)
+            x = np.array(x, self.dtype)  # a copy: the caller's array stays as it was
+            x[~mask] = 0.0
         state0 = self._unpack(self.initial_state(batch) if state is None else state, batch, "initial state")
         finals = [np.empty_like(component) for component in state0]
         caches, dropout_masks = [], []

@@ -39,11 +39,12 @@ def any_held(held, t):
 
 @njit(inline="always")
 def hold_columns(held_t, previous, current):
-    """current[:, b] = previous[:, b] for the held sequences b (feature-major state)."""
-    for b in range(held_t.shape[0]):
-        if held_t[b]:
-            for j in range(current.shape[0]):
-                current[j, b] = previous[j, b]
+    """current[:, b] = previous[:, b] for the held sequences b (feature-major state), a row at
+    a time: the rows of a step's slab lie T*B apart, so a column walk would fetch one cache line
+    per row for every held sequence (and rows 2^k bytes apart share one L1 set)."""
+    for j in range(current.shape[0]):
+        for b in range(held_t.shape[0]):
+            current[j, b] = previous[j, b] if held_t[b] else current[j, b]
 
 
 @njit(inline="always")
@@ -57,11 +58,12 @@ def hold_rows(held_t, previous, current):
 
 @njit(inline="always")
 def clear_columns(held_t, dz):
-    """No pre-activation gradient for a held sequence: dz[:, b] = 0 (feature-major)."""
+    """No pre-activation gradient for a held sequence: dz[:, b] = 0 (feature-major), a row at a
+    time as in `hold_columns`."""
     zero = dz.dtype.type(0.0)
-    for b in range(held_t.shape[0]):
-        if held_t[b]:
-            dz[:, b] = zero
+    for r in range(dz.shape[0]):
+        for b in range(held_t.shape[0]):
+            dz[r, b] = zero if held_t[b] else dz[r, b]
 
 
 @njit(inline="always")
@@ -92,11 +94,10 @@ def carry_columns(held_t, dh, dy, previous, add_dy):
     hidden, batch = dh.shape
     zero = dh.dtype.type(0.0)
     for b in range(batch):
-        if not held_t[b]:
-            dh[:, b] = zero
-        if add_dy:
-            for j in range(hidden):
-                dh[j, b] += dy[previous, b, j]
+        held = held_t[b] != 0
+        for j in range(hidden):
+            kept = dh[j, b] if held else zero
+            dh[j, b] = kept + dy[previous, b, j] if add_dy else kept
 
 
 @njit(inline="always")
