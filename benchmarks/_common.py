@@ -9,7 +9,9 @@ still spins (shared/PERF.md).
 from __future__ import annotations
 
 import os
+import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -47,6 +49,20 @@ def environment_report() -> list[str]:
     lines.append(f"torch threads={torch.get_num_threads()} mkldnn available={torch.backends.mkldnn.is_available()} "
                  f"enabled={torch.backends.mkldnn.enabled}")
     return lines
+
+
+def cpu_model() -> str:
+    """The CPU as lscpu names it, its vendor, core count and vector extensions (issue 16: every speed
+    figure names its CPU)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+        flags = fields.get("Flags", "").split()
+        extensions = [name for name in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if name in flags]
+        return (f"{fields.get('Model name', '?').strip()} ({fields.get('Vendor ID', '?').strip()}), "
+                f"{fields.get('CPU(s)', '?').strip()} CPUs, {' '.join(extensions)}")
+    except (OSError, subprocess.CalledProcessError):
+        return platform.processor() or platform.machine()
 
 
 def torch_ops(run) -> set[str]:

@@ -18,13 +18,11 @@ compiled kernel or the NumPy loop).
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
-import subprocess
 from contextlib import nullcontext
 
 import numpy as np
-from _common import environment_report, pause, table, time_block
+from _common import cpu_model, environment_report, pause, table, time_block
 
 import rnnkit
 from rnnkit import kernels
@@ -89,18 +87,6 @@ def runner(cls, hidden: int, options: dict):
         fused = cell.fused()
     numpy_loop = fused is None  # the time loop's rule (rnnkit.timeloop)
     return step, ("NumPy loop" if numpy_loop else f"compiled ({fused.__name__.rsplit('.', 1)[-1]})")
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-        flags = fields.get("Flags", "").split()
-        extensions = [name for name in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if name in flags]
-        return (f"{fields.get('Model name', '?').strip()} ({fields.get('Vendor ID', '?').strip()}), "
-                f"{fields.get('CPU(s)', '?').strip()} CPUs, {' '.join(extensions)}")
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or platform.machine()
 
 
 def interleaved(runners: dict, repeats: int, min_block_s: float) -> dict[str, list[float]]:
