@@ -23,14 +23,15 @@ PAUSE_S = 0.15
 
 
 def environment_report() -> list[str]:
-    """Python, NumPy, PyTorch, the BLAS libraries in use (threadpoolctl) and the kernels."""
+    """The CPU, Python, NumPy, PyTorch, the BLAS libraries in use (threadpoolctl) and the kernels."""
     import numpy as np
     import torch
 
     import rnnkit
     from rnnkit import kernels
 
-    lines = [f"python {sys.version.split()[0]}, numpy {np.__version__}, torch {torch.__version__}, "
+    lines = [f"CPU: {cpu_model()}",
+             f"python {sys.version.split()[0]}, numpy {np.__version__}, torch {torch.__version__}, "
              f"rnnkit {rnnkit.__version__}, {os.cpu_count()} CPUs"]
     lines.append(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')} "
                  f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE', '(unset)')}")

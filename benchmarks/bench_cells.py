@@ -22,7 +22,7 @@ import statistics
 from contextlib import nullcontext
 
 import numpy as np
-from _common import cpu_model, environment_report, pause, table, time_block
+from _common import environment_report, pause, table, time_block
 
 import rnnkit
 from rnnkit import kernels
@@ -141,7 +141,6 @@ def main(argv=None) -> None:
     parser.add_argument("--block", type=float, default=0.25, help="seconds a timed block lasts (about)")
     parser.add_argument("--only", default="", help="comma-separated option names to time, LSTM or GRU (default: all)")
     args = parser.parse_args(argv)
-    print(f"CPU: {cpu_model()}")
     print("\n".join(environment_report()))
     print(f"one training step (forward + backward, float32), B={BATCH}, T={STEPS}, one layer, input size = H\n")
     wanted = {name.strip() for name in args.only.split(",") if name.strip()}

@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 import torch
+from _common import environment_report
 
 from rnnkit.apps.lm.model import LanguageModel
 from rnnkit.data.batches import StreamBatches
@@ -116,6 +117,7 @@ def main():
     theirs = TorchCharLM(len(vocabulary), args.embed, args.hidden, args.layers)
     theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
 
+    print("\n".join(environment_report()))
     print(f"text: {len(text):,} characters, vocabulary {len(vocabulary)}; model: embedding {args.embed}, "
           f"{args.layers} x {args.hidden} LSTM; B={args.batch}, T={args.seq_len}, {args.steps} steps of Adam "
           f"(lr {args.lr}, clip {args.clip}); torch {torch.__version__}, {torch.get_num_threads()} threads")
